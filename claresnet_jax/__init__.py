@@ -1,0 +1,1 @@
+"""CLAReSNet hyperspectral image classification in JAX/Flax."""
