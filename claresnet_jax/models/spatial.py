@@ -1,0 +1,89 @@
+"""The per-band spatial CNN of CLAReSNet: every band of a patch becomes one token.
+
+Submodule names follow the authors' PyTorch attribute names (``branch3_0`` for
+``branch3.0``) so that converting their weights is a renaming, see ``convert.py``.
+"""
+import flax.linen as nn
+import jax.numpy as jnp
+
+from claresnet_jax.models.layers import BatchNorm, Conv, Dense, LayerNorm, gelu
+
+
+class SqueezeExcite(nn.Module):
+  """Channel attention from average- and max-pooled statistics (the authors' EnhancedSEBlock).
+
+  (N, H, W, C) -> (N, H, W, C).
+  """
+  reduction: int = 16
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    channels = x.shape[-1]
+    pooled = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
+    h = gelu(Dense(max(channels // self.reduction, 8), use_bias=False, name="fc_0")(pooled))
+    h = nn.Dropout(0.1, deterministic=not train)(h)
+    weights = nn.sigmoid(Dense(channels, use_bias=False, name="fc_3")(h))
+    return x * weights[:, None, None, :]
+
+
+class MultiScaleStem(nn.Module):
+  """Parallel 1x1, 3x3, 5x5 and 7x7 conv-BN-GELU branches, concatenated, then SE.
+
+  (N, H, W, 1) -> (N, H, W, channels).
+  """
+  channels: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    branches = []
+    for k in (1, 3, 5, 7):
+      h = Conv(self.channels // 4, k, name=f"branch{k}_0")(x)
+      branches.append(gelu(BatchNorm(train, name=f"branch{k}_1")(h)))
+    return SqueezeExcite(name="attention")(jnp.concatenate(branches, axis=-1), train)
+
+
+class DilatedResidualBlock(nn.Module):
+  """conv-BN-GELU-dropout-dilated conv-BN-SE, residual add, GELU. Shape-preserving."""
+  dilation: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    channels = x.shape[-1]
+    h = gelu(BatchNorm(train, name="bn1")(Conv(channels, 3, name="conv1")(x)))
+    # nn.Dropout2d: whole feature maps are dropped.
+    h = nn.Dropout(0.1, broadcast_dims=(1, 2), deterministic=not train)(h)
+    h = BatchNorm(train, name="bn2")(Conv(channels, 3, self.dilation, name="conv2")(h))
+    h = SqueezeExcite(name="se")(h, train)
+    return gelu(x + h)
+
+
+class SpatialAttention(nn.Module):
+  """The authors' EnhancedCBAM: SE, then a spatial map from the mean, max, unbiased std
+  and min over channels through two 7x7 convolutions. Shape-preserving."""
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    x = SqueezeExcite(name="channel_attention")(x, train)
+    stats = jnp.stack(
+        [x.mean(-1), x.max(-1), x.std(-1, ddof=1), x.min(-1)], axis=-1)
+    h = gelu(BatchNorm(train, name="spatial_conv_1")(Conv(2, 7, name="spatial_conv_0")(stats)))
+    weights = nn.sigmoid(Conv(1, 7, name="spatial_conv_3")(h))
+    return x * weights
+
+
+class SpatialFeatureExtractor(nn.Module):
+  """One shared CNN over every band: (B, H, W, T) patches -> (B, T, emb_dim) tokens."""
+  emb_dim: int
+  base_channels: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    b, height, width, t = x.shape
+    images = jnp.moveaxis(x, -1, 1).reshape(b * t, height, width, 1)
+    h = MultiScaleStem(self.base_channels, name="stem")(images, train)
+    for i in range(4):
+      h = DilatedResidualBlock(dilation=i + 1, name=f"stages_{i}")(h, train)
+    h = SpatialAttention(name="attention")(h, train)
+    h = jnp.concatenate([h.mean(axis=(1, 2)), h.max(axis=(1, 2))], axis=-1)
+    h = LayerNorm(name="frame_proj_1")(Dense(self.emb_dim, name="frame_proj_0")(h))
+    return h.reshape(b, t, self.emb_dim)
