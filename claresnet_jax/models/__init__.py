@@ -1,10 +1,14 @@
 """Models by name: CLAReSNet and the baselines it is compared with."""
 import flax.linen as nn
 
+from claresnet_jax.models import hybridsn, spectralformer, ssrn
 from claresnet_jax.models.claresnet import CLAReSNet
 
 MODELS: dict[str, type[nn.Module]] = {
     "claresnet": CLAReSNet,
+    "hybridsn": hybridsn.HybridSN,
+    "ssrn": ssrn.SSRN,
+    "spectralformer": spectralformer.SpectralFormer,
 }
 
 
