@@ -1,0 +1,359 @@
+"""Hyperspectral scenes: the benchmark registry, users' own files, verification.
+
+Every loader returns a `Scene` whose arrays were checked the same way, so a bad
+file fails here with a message naming it, not later inside training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import scipy.io
+
+PathLike = str | os.PathLike
+
+_EHU = "https://www.ehu.eus/ccwintco/uploads"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Scene:
+  """A labelled scene: cube (H, W, bands) float32, gt (H, W) int32, 0 = unlabelled."""
+  name: str
+  cube: np.ndarray
+  gt: np.ndarray
+  class_ids: np.ndarray  # sorted label values that are classes
+  class_names: list[str]  # aligned with class_ids
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneFile:
+  """One downloadable .mat file of a scene and the variable it holds."""
+  url: str
+  key: str
+  sha256: str | None = None  # with size, where a verified copy is known
+  size: int | None = None
+
+  @property
+  def filename(self) -> str:
+    return self.url.rsplit("/", 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneInfo:
+  """What a registered scene is and what its files must contain once loaded."""
+  name: str
+  title: str
+  cube: SceneFile
+  gt: SceneFile
+  shape: tuple[int, int, int]  # (height, width, bands)
+  classes: Mapping[int, tuple[str, int]]  # label value -> (name, published pixel count)
+  description: str = ""
+
+
+SCENES: dict[str, SceneInfo] = {
+    "indian_pines": SceneInfo(
+        name="indian_pines",
+        title="Indian Pines",
+        description="AVIRIS, Indiana 1992; corrected: 20 water-absorption bands removed.",
+        cube=SceneFile(f"{_EHU}/6/67/Indian_pines_corrected.mat", "indian_pines_corrected"),
+        gt=SceneFile(
+            f"{_EHU}/c/c4/Indian_pines_gt.mat", "indian_pines_gt",
+            sha256="65c4687a8ab04f6da4789799bc3bc4f6e88bccac3ed6a2e6ae367e5e6b9e429c",
+            size=1125),
+        shape=(145, 145, 200),
+        classes={
+            1: ("Alfalfa", 46), 2: ("Corn-notill", 1428), 3: ("Corn-mintill", 830),
+            4: ("Corn", 237), 5: ("Grass-pasture", 483), 6: ("Grass-trees", 730),
+            7: ("Grass-pasture-mowed", 28), 8: ("Hay-windrowed", 478), 9: ("Oats", 20),
+            10: ("Soybean-notill", 972), 11: ("Soybean-mintill", 2455),
+            12: ("Soybean-clean", 593), 13: ("Wheat", 205), 14: ("Woods", 1265),
+            15: ("Buildings-Grass-Trees-Drives", 386), 16: ("Stone-Steel-Towers", 93),
+        }),
+    "salinas": SceneInfo(
+        name="salinas",
+        title="Salinas",
+        description="AVIRIS, Salinas Valley CA; corrected: 20 water-absorption bands removed.",
+        cube=SceneFile(f"{_EHU}/a/a3/Salinas_corrected.mat", "salinas_corrected"),
+        gt=SceneFile(f"{_EHU}/f/fa/Salinas_gt.mat", "salinas_gt"),
+        shape=(512, 217, 204),
+        classes={
+            1: ("Brocoli_green_weeds_1", 2009), 2: ("Brocoli_green_weeds_2", 3726),
+            3: ("Fallow", 1976), 4: ("Fallow_rough_plow", 1394), 5: ("Fallow_smooth", 2678),
+            6: ("Stubble", 3959), 7: ("Celery", 3579), 8: ("Grapes_untrained", 11271),
+            9: ("Soil_vinyard_develop", 6203), 10: ("Corn_senesced_green_weeds", 3278),
+            11: ("Lettuce_romaine_4wk", 1068), 12: ("Lettuce_romaine_5wk", 1927),
+            13: ("Lettuce_romaine_6wk", 916), 14: ("Lettuce_romaine_7wk", 1070),
+            15: ("Vinyard_untrained", 7268), 16: ("Vinyard_vertical_trellis", 1807),
+        }),
+    "salinas_a": SceneInfo(
+        name="salinas_a",
+        title="Salinas-A",
+        description="83 x 86 subscene of Salinas; bundled with the package.",
+        cube=SceneFile(
+            f"{_EHU}/1/1a/SalinasA_corrected.mat", "salinasA_corrected",
+            sha256="d75684ed3ab71a1024cee0f9db9061f50a3523a92ff5edfbbb1eed976b9f1721",
+            size=1539086),
+        gt=SceneFile(
+            f"{_EHU}/a/aa/SalinasA_gt.mat", "salinasA_gt",
+            sha256="17814c1d3296c0e29b27f320f2c4174d2a68adb87e376abe78f02923e2c2e454",
+            size=587),
+        shape=(83, 86, 204),
+        classes={
+            1: ("Brocoli_green_weeds_1", 391), 10: ("Corn_senesced_green_weeds", 1343),
+            11: ("Lettuce_romaine_4wk", 616), 12: ("Lettuce_romaine_5wk", 1525),
+            13: ("Lettuce_romaine_6wk", 674), 14: ("Lettuce_romaine_7wk", 799),
+        }),
+    "pavia_university": SceneInfo(
+        name="pavia_university",
+        title="Pavia University",
+        description="ROSIS, Pavia 2001; 103 bands.",
+        cube=SceneFile(f"{_EHU}/e/ee/PaviaU.mat", "paviaU"),
+        gt=SceneFile(f"{_EHU}/5/50/PaviaU_gt.mat", "paviaU_gt"),
+        shape=(610, 340, 103),
+        classes={
+            1: ("Asphalt", 6631), 2: ("Meadows", 18649), 3: ("Gravel", 2099), 4: ("Trees", 3064),
+            5: ("Painted metal sheets", 1345), 6: ("Bare Soil", 5029), 7: ("Bitumen", 1330),
+            8: ("Self-Blocking Bricks", 3682), 9: ("Shadows", 947),
+        }),
+}
+
+BUNDLED = "salinas_a"
+
+_ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
+
+
+def load_scene(
+    name_or_path: str | PathLike | SceneInfo,
+    *,
+    gt: PathLike | None = None,
+    cube_key: str | None = None,
+    gt_key: str | None = None,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
+    name: str | None = None,
+    data_dir: PathLike | None = None,
+    manual_dir: PathLike | None = None,
+    download: bool = True,
+) -> Scene:
+  """Loads a registered scene by name, or a user's cube file and its ground truth.
+
+  Args:
+    name_or_path: a name in `SCENES` ("indian_pines", "salinas", "salinas_a",
+      "pavia_university"), a `SceneInfo`, or the path of a cube file: .mat
+      (v5 or v7.3), .npy, .npz, ENVI (.hdr beside its data file) or GeoTIFF.
+    gt: ground-truth raster for a user's file, in any of those formats; may be
+      omitted when the cube's .mat/.npz file also holds it.
+    cube_key, gt_key: variable names inside .mat/.npz files, needed only when
+      the file holds several arrays of the right dimension.
+    class_names: names of the classes of a user's scene, in the order of the
+      sorted label values, or a mapping label value -> name.
+    name: the scene's name (default: the cube file's stem).
+    data_dir, manual_dir, download: where tensorflow-datasets keeps a
+      registered scene, where it looks for files placed by hand, and whether it
+      may download (see `tfds_builders`).
+
+  Returns:
+    The scene, verified: shapes, dtypes, finiteness and, for registered scenes,
+    the exact published per-class pixel counts.
+  """
+  registered = isinstance(name_or_path, SceneInfo) or name_or_path in SCENES
+  file_options = dict(gt=gt, cube_key=cube_key, gt_key=gt_key, class_names=class_names, name=name)
+  if registered:
+    given = [k for k, v in file_options.items() if v is not None]
+    if given:
+      raise ValueError(f"{', '.join(given)} only apply to users' files, not to the registered "
+                       f"scene {name_or_path!r}")
+    info = name_or_path if isinstance(name_or_path, SceneInfo) else SCENES[name_or_path]
+    if info.name == BUNDLED and info is SCENES[BUNDLED]:
+      return _load_bundled(info)
+    from claresnet_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
+    return tfds_builders.load_prepared(
+        info, data_dir=data_dir, manual_dir=manual_dir, download=download)
+  path = pathlib.Path(name_or_path)
+  if not path.suffix and not path.exists():
+    raise ValueError(f"{str(name_or_path)!r} is neither a registered scene "
+                     f"({', '.join(SCENES)}) nor an existing file")
+  return _load_user_scene(path, gt, cube_key, gt_key, class_names, name)
+
+
+def scene_from_arrays(info: SceneInfo, cube: np.ndarray, gt: np.ndarray, *, cube_source: str,
+                      gt_source: str) -> Scene:
+  """Builds a registered scene from its raw arrays and verifies it against `info`."""
+  cube, gt = check_arrays(cube, gt, cube_source=cube_source, gt_source=gt_source)
+  if cube.shape != info.shape:
+    raise ValueError(f"{cube_source} has shape {cube.shape}, expected {info.shape} for "
+                     f"{info.title}")
+  values, counts = np.unique(gt[gt > 0], return_counts=True)
+  found = dict(zip(values.tolist(), counts.tolist()))
+  expected = {label: count for label, (_, count) in info.classes.items()}
+  if found != expected:
+    diffs = [f"class {label}: {found.get(label, 0)} pixels, expected {expected.get(label, 0)}"
+             for label in sorted(set(found) | set(expected))
+             if found.get(label, 0) != expected.get(label, 0)]
+    raise ValueError(f"{gt_source} does not hold the published {info.title} ground truth: "
+                     + "; ".join(diffs))
+  ids = np.array(sorted(info.classes), np.int32)
+  return Scene(info.name, cube, gt, ids, [info.classes[i][0] for i in ids.tolist()])
+
+
+def check_arrays(cube: np.ndarray, gt: np.ndarray, *, cube_source: str,
+                 gt_source: str) -> tuple[np.ndarray, np.ndarray]:
+  """Checks a cube and its ground truth; returns them as float32 and int32."""
+  cube, gt = np.asarray(cube), np.asarray(gt)
+  if cube.ndim != 3:
+    raise ValueError(f"{cube_source} holds an array of shape {cube.shape}; a cube must be "
+                     "(height, width, bands)")
+  if gt.ndim != 2:
+    raise ValueError(f"{gt_source} holds an array of shape {gt.shape}; a ground truth must be "
+                     "(height, width)")
+  if cube.dtype.kind not in "iuf":
+    raise ValueError(f"{cube_source} has dtype {cube.dtype}; expected integer or float values")
+  if gt.dtype.kind not in "iuf":
+    raise ValueError(f"{gt_source} has dtype {gt.dtype}; expected integer labels")
+  if gt.shape != cube.shape[:2]:
+    raise ValueError(f"{gt_source} has shape {gt.shape}, expected {cube.shape[:2]} to match "
+                     f"the cube {cube_source}")
+  cube = cube.astype(np.float32)
+  bad = ~np.isfinite(cube)
+  if bad.any():
+    row, col, band = np.argwhere(bad)[0]
+    raise ValueError(f"{cube_source} has {int(bad.sum())} NaN or Inf values (first at row {row}, "
+                     f"column {col}, band {band}); fill or mask them before loading")
+  labels = gt.astype(np.int64)
+  if gt.dtype.kind == "f" and not (np.isfinite(gt).all() and np.array_equal(labels, gt)):
+    raise ValueError(f"{gt_source} holds non-integer labels; expected integers, 0 = unlabelled")
+  if (labels < 0).any():
+    raise ValueError(f"{gt_source} holds negative labels (min {labels.min()}); expected "
+                     "0 = unlabelled and positive class ids")
+  if not (labels > 0).any():
+    raise ValueError(f"{gt_source} labels no pixel: every value is 0 (unlabelled)")
+  return cube, labels.astype(np.int32)
+
+
+def read_array(path: PathLike, *, ndim: int, key: str | None = None) -> np.ndarray:
+  """Reads the one `ndim`-dimensional array of a .mat/.npy/.npz/ENVI/GeoTIFF file.
+
+  Rasters are returned as (height, width[, bands]).
+  """
+  path = pathlib.Path(path)
+  arrays = _read_arrays(path)
+  if ndim == 2:  # single-band ENVI/TIFF rasters come as (H, W, 1)
+    arrays = {k: v[..., 0] if v.ndim == 3 and v.shape[-1] == 1 else v for k, v in arrays.items()}
+  if key is not None:
+    if key not in arrays:
+      raise KeyError(f"{path.name} has no variable {key!r}; it holds {_describe(arrays)}")
+    return arrays[key]
+  candidates = [k for k, v in arrays.items() if v.ndim == ndim]
+  if len(candidates) != 1:
+    what = "cube (height, width, bands)" if ndim == 3 else "ground truth (height, width)"
+    found = "none" if not candidates else f"{len(candidates)}: {', '.join(candidates)}"
+    raise ValueError(f"{path.name} must hold exactly one {ndim}-D array to use as the {what}; "
+                     f"found {found} among {_describe(arrays)}. Name it with "
+                     f"{'cube_key' if ndim == 3 else 'gt_key'}=")
+  return arrays[candidates[0]]
+
+
+def bundled_dir() -> pathlib.Path:
+  """The folder of the scene files shipped inside the package."""
+  return pathlib.Path(str(importlib.resources.files("claresnet_jax.data") / "scenes"))
+
+
+def _load_bundled(info: SceneInfo) -> Scene:
+  folder = bundled_dir()
+  cube_path, gt_path = folder / info.cube.filename, folder / info.gt.filename
+  return scene_from_arrays(
+      info, read_array(cube_path, ndim=3, key=info.cube.key),
+      read_array(gt_path, ndim=2, key=info.gt.key),
+      cube_source=str(cube_path), gt_source=str(gt_path))
+
+
+def _load_user_scene(path, gt, cube_key, gt_key, class_names, name) -> Scene:
+  cube = read_array(path, ndim=3, key=cube_key)
+  gt_path = pathlib.Path(gt) if gt is not None else path
+  if gt is None and path.suffix.lower() not in (".mat", ".npz"):
+    raise ValueError(f"{path.name} holds only a cube; pass gt= with the ground-truth raster")
+  labels = read_array(gt_path, ndim=2, key=gt_key)
+  cube, labels = check_arrays(cube, labels, cube_source=path.name, gt_source=gt_path.name)
+  ids = np.unique(labels[labels > 0]).astype(np.int32)
+  if class_names is None:
+    names = [f"class {i}" for i in ids.tolist()]
+  elif isinstance(class_names, Mapping):
+    missing = [i for i in ids.tolist() if i not in class_names]
+    if missing:
+      raise ValueError(f"class_names has no name for the label values {missing} of {gt_path.name}")
+    names = [str(class_names[i]) for i in ids.tolist()]
+  else:
+    names = [str(n) for n in class_names]
+    if len(names) != len(ids):
+      raise ValueError(f"class_names has {len(names)} names but {gt_path.name} has {len(ids)} "
+                       f"classes (label values {ids.tolist()})")
+  return Scene(name or path.stem, cube, labels, ids, names)
+
+
+def _read_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
+  """All arrays of a file, by variable name; one error style for every format."""
+  suffix = path.suffix.lower()
+  if suffix == ".hdr" or (suffix in _ENVI_DATA_SUFFIXES and path.with_suffix(".hdr").exists()):
+    hdr = path if suffix == ".hdr" else path.with_suffix(".hdr")
+    return {hdr.stem: _read_envi(hdr)}
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} does not exist")
+  try:
+    if suffix == ".mat":
+      return _read_mat(path)
+    if suffix == ".npy":
+      return {path.stem: np.load(path, allow_pickle=False)}
+    if suffix == ".npz":
+      with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+    if suffix in (".tif", ".tiff"):
+      return {path.stem: _read_tiff(path)}
+  except (OSError, ValueError, EOFError) as e:
+    raise ValueError(f"{path} could not be read as a {suffix} file: {e}") from e
+  raise ValueError(f"{path.name}: unsupported file type {suffix!r}; use .mat, .npy, .npz, "
+                   "ENVI (.hdr) or GeoTIFF (.tif)")
+
+
+def _read_mat(path: pathlib.Path) -> dict[str, np.ndarray]:
+  try:
+    contents = scipy.io.loadmat(path)
+  except NotImplementedError:  # MATLAB v7.3 files are HDF5
+    import h5py  # pylint: disable=g-import-not-at-top
+    with h5py.File(path, "r") as f:
+      # MATLAB writes column-major: h5py sees the axes reversed.
+      return {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
+  except Exception as e:  # scipy raises assorted errors for damaged files
+    raise ValueError(f"{path} could not be read as a MATLAB file: {e}") from e
+  return {k: v for k, v in contents.items()
+          if not k.startswith("__") and isinstance(v, np.ndarray)}
+
+
+def _read_envi(hdr: pathlib.Path) -> np.ndarray:
+  from spectral.io import envi  # pylint: disable=g-import-not-at-top
+  if not hdr.is_file():
+    raise FileNotFoundError(f"{hdr} does not exist")
+  try:
+    return np.asarray(envi.open(str(hdr)).load())
+  except Exception as e:  # spectral raises its own error types for bad headers and data
+    raise ValueError(f"{hdr} could not be read as an ENVI header and data file: {e}") from e
+
+
+def _read_tiff(path: pathlib.Path) -> np.ndarray:
+  import tifffile  # pylint: disable=g-import-not-at-top
+  with tifffile.TiffFile(path) as tif:
+    series = tif.series[0]
+    data = series.asarray()
+    if data.ndim == 3 and series.axes[0] not in "YX":  # planar bands first: (bands, H, W)
+      data = np.moveaxis(data, 0, -1)
+  return data
+
+
+def _describe(arrays: Mapping[str, np.ndarray]) -> str:
+  return ", ".join(f"{k} {v.shape}" for k, v in arrays.items()) or "no arrays"

@@ -1,0 +1,142 @@
+"""tensorflow-datasets builder for the registered scenes: download, checksums, cache.
+
+One builder config per scene. Files come from `manual_dir` when placed there by
+hand (offline machines), else from the scene's URL through the download
+manager, which checks the published sha256 where one is known. The arrays are
+verified (shape, dtype, exact per-class counts) before anything is written, and
+again when read back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import shutil
+
+import numpy as np
+
+from claresnet_jax.data import _tf  # pylint: disable=unused-import  (hides GPUs from TF first)
+from claresnet_jax.data import scenes
+import tensorflow_datasets as tfds  # pylint: disable=g-bad-import-order
+from tensorflow_datasets.core.download import download_manager
+
+_SPLIT = "scene"
+
+
+@dataclasses.dataclass(eq=False)
+class SceneConfig(tfds.core.BuilderConfig):
+  scene: scenes.SceneInfo | None = None
+
+
+class HyperspectralScenes(tfds.core.GeneratorBasedBuilder):
+  """A whole scene as one example: {'cube': (H, W, bands) float32, 'gt': (H, W) int32}."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Scenes from the GIC/EHU site, verified against published counts."}
+  BUILDER_CONFIGS = [SceneConfig(name=info.name, description=info.title, scene=info)
+                     for info in scenes.SCENES.values()]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "On a machine without internet access, download the scene's two .mat files "
+      "(URLs in claresnet_jax.data.scenes.SCENES) and place them, under their "
+      "original names, in the manual directory (default <data_dir>/downloads/manual, "
+      "or pass manual_dir= to load_scene).")
+
+  @property
+  def url_infos(self):
+    """Published sha256 digests of this config's files, checked by the download manager."""
+    info = self.builder_config.scene
+    return {f.url: tfds.download.checksums.UrlInfo(
+        size=tfds.core.units.Size(f.size), checksum=f.sha256, filename=None)
+            for f in (info.cube, info.gt) if f.sha256}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    height, width, bands = self.builder_config.scene.shape
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "cube": tfds.features.Tensor(shape=(height, width, bands), dtype=np.float32,
+                                         encoding=tfds.features.Encoding.ZLIB),
+            "gt": tfds.features.Tensor(shape=(height, width), dtype=np.int32,
+                                       encoding=tfds.features.Encoding.ZLIB),
+        }),
+        homepage="https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes",
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    info = self.builder_config.scene
+    paths, downloaded = {}, []
+    for role, file in (("cube", info.cube), ("gt", info.gt)):
+      manual = _manual_path(dl_manager, file)
+      if manual is not None:
+        paths[role] = manual
+      else:
+        paths[role] = pathlib.Path(dl_manager.download(file.url))
+        downloaded.append(paths[role])
+    try:
+      scene = scenes.scene_from_arrays(
+          info, scenes.read_array(paths["cube"], ndim=3, key=info.cube.key),
+          scenes.read_array(paths["gt"], ndim=2, key=info.gt.key),
+          cube_source=f"{info.cube.filename} ({paths['cube']})",
+          gt_source=f"{info.gt.filename} ({paths['gt']})")
+    except (ValueError, KeyError) as e:
+      # A cached bad download would be reused forever: remove it.
+      for path in downloaded:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".INFO").unlink(missing_ok=True)
+      raise ValueError(f"{e}. The downloaded files were removed; try again, or place verified "
+                       "copies in the manual directory.") from None
+    return {_SPLIT: self._generate_examples(scene)}
+
+  def _generate_examples(self, scene: scenes.Scene):
+    yield 0, {"cube": scene.cube, "gt": scene.gt}
+
+
+def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
+                  download: bool = True) -> scenes.Scene:
+  """Prepares (downloads or takes from `manual_dir`) a registered scene once, then loads it."""
+  config = info.name if scenes.SCENES.get(info.name) is info else SceneConfig(
+      name=info.name, description=info.title, scene=info)
+  builder = HyperspectralScenes(config=config, data_dir=data_dir)
+  if not builder.is_prepared():
+    if not download:
+      raise FileNotFoundError(
+          f"{info.title} is not prepared in {builder.data_dir_root}; call load_scene with "
+          f"download=True, or place {info.cube.filename} and {info.gt.filename} in a manual "
+          "directory and pass manual_dir=")
+    download_dir = pathlib.Path(builder.data_dir_root) / "downloads"
+    before = set(download_dir.rglob("*.tmp.*"))
+    try:
+      builder.download_and_prepare(
+          download_dir=download_dir,
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except download_manager.NonMatchingChecksumError as e:
+      _remove_new_tmp(download_dir, before)
+      raise ValueError(f"A download of {info.title} does not match its published sha256, so it "
+                       f"was discarded (corrupted or changed file).\n{e}") from None
+    except Exception:
+      _remove_new_tmp(download_dir, before)
+      raise
+  example = next(iter(tfds.as_numpy(builder.as_dataset(split=_SPLIT))))
+  return scenes.scene_from_arrays(
+      info, example["cube"], example["gt"], cube_source=f"cached {info.name} cube",
+      gt_source=f"cached {info.name} ground truth")
+
+
+def _manual_path(dl_manager, file: scenes.SceneFile) -> pathlib.Path | None:
+  """The hand-placed copy of `file`, checked against its sha256 where known."""
+  try:
+    path = pathlib.Path(dl_manager.manual_dir) / file.filename
+  except AssertionError:  # no manual directory, or an empty one
+    return None
+  if not path.is_file():
+    return None
+  if file.sha256:
+    digest = tfds.download.checksums.compute_url_info(path).checksum
+    if digest != file.sha256:
+      raise ValueError(f"{path} has sha256 {digest}, expected {file.sha256}: replace it with an "
+                       f"intact copy of {file.url}")
+  return path
+
+
+def _remove_new_tmp(download_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
+  """Removes the half-written download folders that a failed preparation left."""
+  for tmp in set(download_dir.rglob("*.tmp.*")) - before:
+    shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()

@@ -1,0 +1,235 @@
+"""Scenes: the bundled Salinas-A, users' files, the verified tfds download path."""
+import dataclasses
+import functools
+import http.server
+import pathlib
+import shutil
+import threading
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import tifffile
+from spectral.io import envi
+
+from claresnet_jax import data
+from claresnet_jax.data import scenes
+
+SALINAS_A_COUNTS = {1: 391, 10: 1343, 11: 616, 12: 1525, 13: 674, 14: 799}
+
+
+def test_bundled_salinas_a_has_published_counts(shared_dir):
+  scene = data.load_scene("salinas_a")
+  assert scene.cube.shape == (83, 86, 204) and scene.cube.dtype == np.float32
+  assert scene.gt.shape == (83, 86) and scene.gt.dtype == np.int32
+  values, counts = np.unique(scene.gt[scene.gt > 0], return_counts=True)
+  assert dict(zip(values.tolist(), counts.tolist())) == SALINAS_A_COUNTS
+  assert scene.class_ids.tolist() == [1, 10, 11, 12, 13, 14] and scene.num_classes == 6
+  assert scene.class_names[0] == "Brocoli_green_weeds_1"
+  # The bundled copy is the shared one, value for value.
+  raw = scipy.io.loadmat(shared_dir / "data/salinas_a/SalinasA_corrected.mat")["salinasA_corrected"]
+  np.testing.assert_array_equal(scene.cube, raw.astype(np.float32))
+
+
+def _scene_arrays(seed=0):
+  rng = np.random.default_rng(seed)
+  cube = rng.integers(0, 1000, (5, 6, 4)).astype(np.int16)
+  gt = rng.choice([0, 2, 7], (5, 6)).astype(np.uint8)
+  return cube, gt
+
+
+def _write_mat73(path, **arrays):
+  """A MATLAB v7.3 file: HDF5 behind the 128-byte MATLAB header, arrays column-major."""
+  with h5py.File(path, "w", userblock_size=512) as f:
+    for name, value in arrays.items():
+      f[name] = value.T
+  header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by: test HDF5 schema 1.00 ."
+  with open(path, "r+b") as f:
+    f.write(header.ljust(116) + b"\0" * 8 + b"\x00\x02" + b"IM")
+
+
+def _write(fmt, folder, cube, gt):
+  """Writes cube and ground truth in `fmt`; returns load_scene's path and options."""
+  if fmt == "mat":
+    scipy.io.savemat(folder / "cube.mat", {"scene": cube})
+    scipy.io.savemat(folder / "gt.mat", {"labels": gt})
+    return folder / "cube.mat", {"gt": folder / "gt.mat"}
+  if fmt == "mat_both":
+    scipy.io.savemat(folder / "scene.mat", {"x": cube, "y": gt})
+    return folder / "scene.mat", {}
+  if fmt == "mat73":
+    _write_mat73(folder / "cube.mat", scene=cube, labels=gt)
+    return folder / "cube.mat", {}
+  if fmt == "npy":
+    np.save(folder / "cube.npy", cube)
+    np.save(folder / "gt.npy", gt)
+    return folder / "cube.npy", {"gt": folder / "gt.npy"}
+  if fmt == "npz":
+    np.savez(folder / "scene.npz", cube=cube, gt=gt)
+    return folder / "scene.npz", {}
+  if fmt == "envi":
+    envi.save_image(str(folder / "cube.hdr"), cube, interleave="bil", ext=".img")
+    envi.save_image(str(folder / "gt.hdr"), gt[..., None], ext=".img")
+    return folder / "cube.hdr", {"gt": folder / "gt.img"}
+  if fmt == "tiff":
+    tifffile.imwrite(folder / "cube.tif", cube, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(folder / "gt.tif", gt)
+    return folder / "cube.tif", {"gt": folder / "gt.tif"}
+  if fmt == "tiff_planar":
+    tifffile.imwrite(folder / "cube.tif", np.moveaxis(cube, -1, 0), photometric="minisblack",
+                     planarconfig="separate")
+    tifffile.imwrite(folder / "gt.tif", gt)
+    return folder / "cube.tif", {"gt": folder / "gt.tif"}
+  raise AssertionError(fmt)
+
+
+@pytest.mark.parametrize(
+    "fmt", ["mat", "mat_both", "mat73", "npy", "npz", "envi", "tiff", "tiff_planar"])
+def test_user_files_load_as_written(tmp_path, fmt):
+  cube, gt = _scene_arrays()
+  path, options = _write(fmt, tmp_path, cube, gt)
+  scene = data.load_scene(path, class_names=["two", "seven"], **options)
+  np.testing.assert_array_equal(scene.cube, cube.astype(np.float32))
+  np.testing.assert_array_equal(scene.gt, gt)
+  assert scene.class_ids.tolist() == [2, 7]
+  assert scene.class_names == ["two", "seven"]
+
+
+def test_class_names_mapping_and_default(tmp_path):
+  cube, gt = _scene_arrays()
+  path, options = _write("npz", tmp_path, cube, gt)
+  assert data.load_scene(path, class_names={7: "b", 2: "a"}).class_names == ["a", "b"]
+  assert data.load_scene(path).class_names == ["class 2", "class 7"]
+
+
+def test_ambiguous_variables_need_a_key(tmp_path):
+  cube, gt = _scene_arrays()
+  scipy.io.savemat(tmp_path / "two.mat", {"a": cube, "b": cube + 1, "gt": gt})
+  with pytest.raises(ValueError, match=r"two\.mat.*found 2: a, b.*cube_key="):
+    data.load_scene(tmp_path / "two.mat")
+  scene = data.load_scene(tmp_path / "two.mat", cube_key="b")
+  np.testing.assert_array_equal(scene.cube, cube + 1)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nothere.mat"):
+    data.load_scene(tmp_path / "nothere.mat")
+  (tmp_path / "broken.mat").write_bytes(b"not a matlab file at all")
+  with pytest.raises(ValueError, match=r"broken\.mat could not be read"):
+    data.load_scene(tmp_path / "broken.mat")
+  with pytest.raises(ValueError, match="neither a registered scene"):
+    data.load_scene("indian_pine")
+
+
+def test_bad_arrays_are_named(tmp_path):
+  cube, gt = _scene_arrays()
+  np.save(tmp_path / "cube.npy", cube)
+  np.save(tmp_path / "narrow.npy", gt[:, :5])
+  with pytest.raises(ValueError, match=r"narrow\.npy has shape \(5, 5\), expected \(5, 6\)"):
+    data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "narrow.npy")
+  np.save(tmp_path / "gt.npy", gt)
+  nan_cube = cube.astype(np.float32)
+  nan_cube[1, 2, 3] = np.nan
+  np.save(tmp_path / "nan.npy", nan_cube)
+  with pytest.raises(ValueError, match=r"nan\.npy has 1 NaN or Inf.*row 1, column 2, band 3"):
+    data.load_scene(tmp_path / "nan.npy", gt=tmp_path / "gt.npy")
+  with pytest.raises(ValueError, match="class_names has 3 names but gt.npy has 2 classes"):
+    data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "gt.npy", class_names=["a", "b", "c"])
+
+
+# The download path, against a local HTTP server.
+
+
+@pytest.fixture
+def served(tmp_path):
+  """A folder served on 127.0.0.1; yields (folder, base URL)."""
+  folder = tmp_path / "served"
+  folder.mkdir()
+  handler = functools.partial(_QuietHandler, directory=str(folder))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  yield folder, f"http://127.0.0.1:{server.server_port}"
+  server.shutdown()
+  thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+  def log_message(self, *args):
+    pass
+
+
+def _local_salinas_a(base, name="salinas_a_local"):
+  info = scenes.SCENES["salinas_a"]
+  return dataclasses.replace(
+      info, name=name,
+      cube=dataclasses.replace(info.cube, url=f"{base}/SalinasA_corrected.mat"),
+      gt=dataclasses.replace(info.gt, url=f"{base}/SalinasA_gt.mat"))
+
+
+def _assert_nothing_cached(data_dir, name):
+  prepared = data_dir / "hyperspectral_scenes" / name
+  assert not prepared.exists() or not any(prepared.iterdir()), list(prepared.rglob("*"))
+  downloads = data_dir / "downloads"
+  left = [p for p in downloads.rglob("*") if p.is_file() or ".tmp." in p.name]
+  assert not left, left
+
+
+def test_download_verifies_then_reads_from_cache(served, tmp_path, shared_dir):
+  folder, base = served
+  for f in (shared_dir / "data/salinas_a").glob("*.mat"):
+    shutil.copy(f, folder)
+  info = _local_salinas_a(base)
+  scene = data.load_scene(info, data_dir=tmp_path / "tfds")
+  np.testing.assert_array_equal(scene.gt, data.load_scene("salinas_a").gt)
+  for f in folder.iterdir():  # the server no longer has the files: the cache must serve
+    f.unlink()
+  cached = data.load_scene(info, data_dir=tmp_path / "tfds", download=False)
+  np.testing.assert_array_equal(cached.cube, scene.cube)
+
+
+def test_corrupted_download_fails_and_leaves_no_cache(served, tmp_path, shared_dir):
+  folder, base = served
+  for f in (shared_dir / "data/salinas_a").glob("*.mat"):
+    content = bytearray(f.read_bytes())
+    if "corrected" in f.name:
+      content[-100] ^= 0xFF
+    (folder / f.name).write_bytes(bytes(content))
+  info = _local_salinas_a(base, name="salinas_a_corrupt")
+  with pytest.raises(ValueError, match=r"Salinas-A does not match its published sha256"):
+    data.load_scene(info, data_dir=tmp_path / "tfds")
+  _assert_nothing_cached(tmp_path / "tfds", "salinas_a_corrupt")
+  with pytest.raises(FileNotFoundError, match="not prepared"):
+    data.load_scene(info, data_dir=tmp_path / "tfds", download=False)
+
+
+def test_wrong_class_count_fails_and_leaves_no_cache(served, tmp_path):
+  folder, base = served
+  cube, gt = _scene_arrays()
+  scipy.io.savemat(folder / "tiny.mat", {"tiny": cube})
+  scipy.io.savemat(folder / "tiny_gt.mat", {"tiny_gt": gt})
+  true_count = int((gt == 7).sum())
+  info = scenes.SceneInfo(
+      name="tiny", title="Tiny", cube=scenes.SceneFile(f"{base}/tiny.mat", "tiny"),
+      gt=scenes.SceneFile(f"{base}/tiny_gt.mat", "tiny_gt"), shape=(5, 6, 4),
+      classes={2: ("two", int((gt == 2).sum())), 7: ("seven", true_count + 1)})
+  with pytest.raises(ValueError, match=rf"tiny_gt\.mat.*class 7: {true_count} pixels, "
+                                       rf"expected {true_count + 1}"):
+    data.load_scene(info, data_dir=tmp_path / "tfds")
+  _assert_nothing_cached(tmp_path / "tfds", "tiny")
+
+
+def test_manual_dir_serves_offline_and_is_checked(tmp_path, shared_dir):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for f in (shared_dir / "data/salinas_a").glob("*.mat"):
+    shutil.copy(f, manual)
+  offline = _local_salinas_a("http://127.0.0.1:9", name="salinas_a_manual")  # nothing listens
+  scene = data.load_scene(offline, data_dir=tmp_path / "tfds", manual_dir=manual)
+  assert scene.cube.shape == (83, 86, 204)
+  (manual / "SalinasA_gt.mat").write_bytes(b"\0" * 587)
+  damaged = _local_salinas_a("http://127.0.0.1:9", name="salinas_a_manual2")
+  with pytest.raises(ValueError, match=r"SalinasA_gt\.mat has sha256 .* expected 17814c1d"):
+    data.load_scene(damaged, data_dir=tmp_path / "tfds", manual_dir=manual)
