@@ -1,0 +1,243 @@
+"""Training/validation/test pixel splits, all stratified by class and seeded, and the leakage audit.
+
+Pixels are (N, 2) int arrays of (row, col) in the unpadded scene.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import scipy.ndimage
+import scipy.spatial
+import sklearn.model_selection
+
+PROTOCOLS = ("paper", "fraction", "per_class", "disjoint", "masks")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+  """Training, validation and test pixels, each (N, 2) int64 (row, col)."""
+  train: np.ndarray
+  val: np.ndarray
+  test: np.ndarray
+
+
+def check_patch_size(patch_size: int, height: int, width: int) -> None:
+  """Patches are centred on a pixel and reflection-padded: odd, and at most the scene allows."""
+  if patch_size < 1 or patch_size % 2 == 0:
+    raise ValueError(f"patch_size={patch_size} must be a positive odd number (patches are "
+                     "centred on their pixel), e.g. 11")
+  if patch_size // 2 >= min(height, width):
+    limit = 2 * (min(height, width) - 1) + 1
+    raise ValueError(f"patch_size={patch_size} is too large for the {height}x{width} scene: "
+                     f"reflection padding allows at most {limit}")
+
+
+def make_split(gt: np.ndarray, protocol: str, *, seed: int, patch_size: int, **options) -> Split:
+  """Splits the labelled pixels of `gt` (0 = unlabelled) by `protocol`.
+
+  Protocols and their options:
+    paper: the authors' two-stage stratified `train_test_split`: `test_size`
+      (0.2) of the labelled pixels, then `val_size` (0.1) of the rest (72/8/20).
+    fraction: per class, `train_fraction` (required) and `val_fraction` (0) of
+      its pixels, the rest test.
+    per_class: per class, `train_per_class` (required) and `val_per_class` (0)
+      pixels, the rest test.
+    disjoint: spatially disjoint regions per class: each class is cut along
+      one direction into test (`test_size`, 0.2), validation (`val_size`, 0.1,
+      of the rest) and training parts; training pixels within patch_size - 1
+      of a held-out pixel are dropped, so that no training patch overlaps a
+      validation or test patch (leakage 0). Of 8 directions (offset by the
+      seed), the one keeping the most training pixels with every class wins.
+    masks: `train_mask`, `test_mask` and optional `val_mask`: (H, W) arrays or
+      raster files, nonzero = selected; selected pixels must be labelled.
+  """
+  gt = np.asarray(gt)
+  if gt.ndim != 2:
+    raise ValueError(f"gt has shape {gt.shape}; expected (height, width)")
+  check_patch_size(patch_size, *gt.shape)
+  builders = {"paper": _paper, "fraction": _fraction, "per_class": _per_class,
+              "disjoint": _disjoint, "masks": _masks}
+  if protocol not in builders:
+    raise ValueError(f"Unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+  try:
+    return builders[protocol](gt, seed=seed, patch_size=patch_size, **options)
+  except TypeError as e:  # unknown or missing option names
+    raise TypeError(f"make_split(protocol={protocol!r}): {e}") from None
+
+
+def labels_of(gt: np.ndarray, pixels: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+  """Zero-based class indices (into `class_ids`) of the (N, 2) pixels, int32."""
+  values = np.asarray(gt)[pixels[:, 0], pixels[:, 1]]
+  index = np.searchsorted(class_ids, values)
+  bad = (index >= len(class_ids)) | (class_ids[np.minimum(index, len(class_ids) - 1)] != values)
+  if bad.any():
+    row, col = pixels[np.argmax(bad)]
+    raise ValueError(f"{int(bad.sum())} pixels have labels outside class_ids "
+                     f"{np.asarray(class_ids).tolist()} (first: ({row}, {col}) = "
+                     f"{values[np.argmax(bad)]})")
+  return index.astype(np.int32)
+
+
+def leakage(split: Split, patch_size: int) -> float:
+  """Share of test pixels whose patch overlaps some training pixel's patch.
+
+  Two P x P patches overlap when their centres are at most P - 1 apart in both
+  rows and columns (reflection at borders only repeats pixels inside that box).
+  """
+  if len(split.test) == 0 or len(split.train) == 0:
+    return 0.0
+  tree = scipy.spatial.cKDTree(split.train)
+  distance, _ = tree.query(split.test, p=np.inf, distance_upper_bound=patch_size - 0.5)
+  return float(np.isfinite(distance).mean())
+
+
+def _labelled(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Labelled pixels in row-major order (as the authors enumerate them) and their labels."""
+  pixels = np.argwhere(gt > 0)
+  return pixels, gt[pixels[:, 0], pixels[:, 1]]
+
+
+def _require(counts: dict[int, int], needed: dict[int, int], why: str) -> None:
+  short = [label for label in sorted(counts) if counts[label] < needed[label]]
+  if short:
+    label = short[0]
+    raise ValueError(f"Class {label} has {counts[label]} labelled pixels, fewer than the "
+                     f"{needed[label]} {why}" + (f" ({len(short)} classes are short: {short})"
+                                                 if len(short) > 1 else ""))
+
+
+def _paper(gt, *, seed, patch_size, test_size=0.2, val_size=0.1) -> Split:
+  del patch_size
+  pixels, labels = _labelled(gt)
+  values, counts = np.unique(labels, return_counts=True)
+  minimum = math.ceil(1 / min(test_size, (1 - test_size) * val_size))
+  _require(dict(zip(values.tolist(), counts.tolist())), {v: minimum for v in values.tolist()},
+           f"the 'paper' split (test_size={test_size}, val_size={val_size}) needs so that "
+           "training, validation and test each expect a pixel of every class")
+  index = np.arange(len(pixels))
+  rest, test = sklearn.model_selection.train_test_split(
+      index, test_size=test_size, stratify=labels, random_state=seed)
+  train, val = sklearn.model_selection.train_test_split(
+      rest, test_size=val_size, stratify=labels[rest], random_state=seed)
+  return Split(pixels[train], pixels[val], pixels[test])
+
+
+def _per_class_counts(gt, seed, train_count, val_count, why) -> Split:
+  """Draws train_count[c] then val_count[c] pixels of each class c; the rest is test."""
+  pixels, labels = _labelled(gt)
+  values, counts = np.unique(labels, return_counts=True)
+  counts = dict(zip(values.tolist(), counts.tolist()))
+  _require(counts, {c: train_count[c] + val_count[c] + 1 for c in counts}, why)
+  rng = np.random.default_rng(seed)
+  parts = ([], [], [])
+  for c in counts:
+    members = rng.permutation(np.flatnonzero(labels == c))
+    bounds = (train_count[c], train_count[c] + val_count[c])
+    for part, chosen in zip(parts, np.split(members, bounds)):
+      part.append(chosen)
+  return Split(*(pixels[np.concatenate(part)] for part in parts))
+
+
+def _fraction(gt, *, seed, patch_size, train_fraction, val_fraction=0.0) -> Split:
+  del patch_size
+  if not (0 < train_fraction and 0 <= val_fraction and train_fraction + val_fraction < 1):
+    raise ValueError(f"train_fraction={train_fraction} and val_fraction={val_fraction} must be "
+                     "positive and sum to less than 1")
+  _, labels = _labelled(gt)
+  values, counts = np.unique(labels, return_counts=True)
+  train = {c: max(1, round(train_fraction * n)) for c, n in zip(values.tolist(), counts.tolist())}
+  val = {c: (max(1, round(val_fraction * n)) if val_fraction else 0)
+         for c, n in zip(values.tolist(), counts.tolist())}
+  return _per_class_counts(
+      gt, seed, train, val, f"the 'fraction' split (train_fraction={train_fraction}, "
+      f"val_fraction={val_fraction}) needs: at least one pixel each for training, validation "
+      "and test")
+
+
+def _per_class(gt, *, seed, patch_size, train_per_class, val_per_class=0) -> Split:
+  del patch_size
+  values = np.unique(gt[gt > 0]).tolist()
+  return _per_class_counts(
+      gt, seed, {c: train_per_class for c in values}, {c: val_per_class for c in values},
+      f"the 'per_class' split needs ({train_per_class} training + {val_per_class} validation + "
+      "1 test); use smaller counts or the 'fraction' protocol")
+
+
+def _disjoint(gt, *, seed, patch_size, test_size=0.2, val_size=0.1) -> Split:
+  pixels, labels = _labelled(gt)
+  values, counts = np.unique(labels, return_counts=True)
+  minimum = math.ceil(1 / min(test_size, (1 - test_size) * val_size or 1))
+  _require(dict(zip(values.tolist(), counts.tolist())), {v: minimum for v in values.tolist()},
+           f"the 'disjoint' split (test_size={test_size}, val_size={val_size}) needs")
+  offset = np.random.default_rng(seed).uniform(0, np.pi / 4)
+  candidates = [_cut(gt, pixels, labels, angle, patch_size, test_size, val_size)
+                for angle in offset + np.arange(8) * np.pi / 4]
+  # The direction that keeps training pixels of the most classes, then the most training pixels.
+  best = max(candidates, key=lambda c: (len(np.unique(labels[c[0]])), c[0].sum()))
+  train, part = best
+  lost = sorted(set(values.tolist()) - set(np.unique(labels[train]).tolist()))
+  if lost:
+    raise ValueError(
+        f"Classes {lost} keep no training pixel in the 'disjoint' split (best of 8 "
+        f"directions): all their pixels lie within {patch_size - 1} pixels (the buffer for "
+        f"patch_size={patch_size}) of held-out pixels. Their fields are too small to split; use "
+        "a smaller patch_size or the 'per_class'/'paper' protocol")
+  return Split(pixels[train], pixels[part == 1], pixels[part == 2])
+
+
+def _cut(gt, pixels, labels, angle, patch_size, test_size, val_size):
+  """Cuts each class along `angle`: its far end is test, then validation, then training.
+
+  Returns the training mask of `pixels` after the buffer, and the part of each
+  pixel (0 training, 1 validation, 2 test).
+  """
+  position = pixels @ np.array([np.cos(angle), np.sin(angle)])
+  part = np.zeros(len(pixels), np.int64)
+  for value in np.unique(labels):
+    ranked = np.flatnonzero(labels == value)
+    ranked = ranked[np.argsort(-position[ranked], kind="stable")]
+    num_test = max(1, round(test_size * len(ranked)))
+    num_val = max(1, round((1 - test_size) * val_size * len(ranked))) if val_size else 0
+    part[ranked[:num_test]] = 2
+    part[ranked[num_test:num_test + num_val]] = 1
+  # Drop training pixels whose patch would overlap a held-out pixel's patch.
+  held = np.zeros(gt.shape, bool)
+  held[tuple(pixels[part > 0].T)] = True
+  near_held = scipy.ndimage.binary_dilation(
+      held, structure=np.ones((2 * patch_size - 1, 2 * patch_size - 1), bool))
+  return (part == 0) & ~near_held[pixels[:, 0], pixels[:, 1]], part
+
+
+def _masks(gt, *, seed, patch_size, train_mask, test_mask, val_mask=None) -> Split:
+  del seed, patch_size
+  masks = {"train_mask": train_mask, "val_mask": val_mask, "test_mask": test_mask}
+  selected = {}
+  for name, mask in masks.items():
+    if mask is None:
+      selected[name] = np.zeros(gt.shape, bool)
+      continue
+    if isinstance(mask, (str, os.PathLike)):
+      from claresnet_jax.data import scenes  # pylint: disable=g-import-not-at-top
+      mask = scenes.read_array(mask, ndim=2)
+    mask = np.asarray(mask)
+    if mask.shape != gt.shape:
+      raise ValueError(f"{name} has shape {mask.shape}, expected {gt.shape} to match gt")
+    mask = mask != 0
+    unlabelled = mask & (gt == 0)
+    if unlabelled.any():
+      row, col = np.argwhere(unlabelled)[0]
+      raise ValueError(f"{name} selects {int(unlabelled.sum())} unlabelled pixels (first at "
+                       f"({row}, {col})); select labelled pixels only")
+    selected[name] = mask
+  names = list(selected)
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      both = selected[a] & selected[b]
+      if both.any():
+        row, col = np.argwhere(both)[0]
+        raise ValueError(f"{a} and {b} both select {int(both.sum())} pixels (first at "
+                         f"({row}, {col})); a pixel belongs to one part only")
+  return Split(*(np.argwhere(selected[n]) for n in ("train_mask", "val_mask", "test_mask")))

@@ -1,0 +1,163 @@
+"""Splits on the bundled Salinas-A and small rasters; the leakage audit."""
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from claresnet_jax import data
+
+
+@pytest.fixture(scope="module")
+def gt():
+  return data.load_scene("salinas_a").gt
+
+
+def _as_set(pixels):
+  return set(map(tuple, np.asarray(pixels).tolist()))
+
+
+def _counts(gt, pixels):
+  values, counts = np.unique(gt[pixels[:, 0], pixels[:, 1]], return_counts=True)
+  return dict(zip(values.tolist(), counts.tolist()))
+
+
+def _chebyshev_min(a, b):
+  """Smallest max(|drow|, |dcol|) between any pixel of a and any of b, by brute force."""
+  return int(np.abs(a[:, None, :] - b[None, :, :]).max(axis=-1).min())
+
+
+@pytest.mark.parametrize("seed", [42, 7])
+def test_paper_split_equals_sklearn_two_stage(gt, seed):
+  split = data.make_split(gt, "paper", seed=seed, patch_size=11)
+  rows, cols = np.nonzero(gt)  # the authors' enumeration of labelled pixels
+  labels = gt[rows, cols]
+  index = np.arange(len(rows))
+  rest, test = train_test_split(index, test_size=0.2, stratify=labels, random_state=seed)
+  train, val = train_test_split(rest, test_size=0.1, stratify=labels[rest], random_state=seed)
+  for part, expected in ((split.train, train), (split.val, val), (split.test, test)):
+    assert _counts(gt, part) == dict(zip(*np.unique(labels[expected], return_counts=True)))
+    assert _as_set(part) == set(zip(rows[expected].tolist(), cols[expected].tolist()))
+  assert (len(split.train), len(split.val), len(split.test)) == (3850, 428, 1070)
+
+
+def test_leakage_matches_brute_force():
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 40, (30, 2))
+  test = rng.integers(0, 40, (50, 2))
+  split = data.Split(train, np.zeros((0, 2), int), test)
+  for patch_size in (1, 3, 5, 11):
+    distance = np.abs(test[:, None] - train[None]).max(axis=-1).min(axis=1)
+    assert data.leakage(split, patch_size) == pytest.approx(np.mean(distance <= patch_size - 1))
+
+
+def test_paper_split_leaks_and_disjoint_does_not(gt):
+  paper = data.make_split(gt, "paper", seed=42, patch_size=11)
+  assert data.leakage(paper, 11) > 0.5
+  disjoint = data.make_split(gt, "disjoint", seed=0, patch_size=11)
+  assert data.leakage(disjoint, 11) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_disjoint_regions_are_separated_by_the_buffer(gt, seed):
+  patch_size = 11
+  split = data.make_split(gt, "disjoint", seed=seed, patch_size=patch_size)
+  held_out = np.concatenate([split.val, split.test])
+  # No training patch may overlap a held-out patch: centres at least P apart.
+  assert _chebyshev_min(split.train, held_out) >= patch_size
+  parts = [_as_set(p) for p in (split.train, split.val, split.test)]
+  assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+  labelled = _counts(gt, np.argwhere(gt > 0))
+  for part in (split.train, split.val, split.test):
+    assert set(_counts(gt, part)) == set(labelled)  # every class in every part
+  test_counts = _counts(gt, split.test)
+  for label, count in labelled.items():
+    assert test_counts[label] == round(0.2 * count)
+
+
+def test_disjoint_reports_classes_too_small_to_separate():
+  raster = np.zeros((30, 30), int)
+  raster[:, :20] = 1
+  raster[25:29, 25:29] = 2  # a 4x4 field: no pixel lies 11 pixels from its test part
+  with pytest.raises(ValueError, match=r"Classes \[2\] keep no training pixel"):
+    data.make_split(raster, "disjoint", seed=0, patch_size=11)
+
+
+def test_per_class_and_fraction_counts(gt):
+  split = data.make_split(gt, "per_class", seed=1, patch_size=11, train_per_class=20,
+                          val_per_class=5)
+  labelled = _counts(gt, np.argwhere(gt > 0))
+  assert _counts(gt, split.train) == {c: 20 for c in labelled}
+  assert _counts(gt, split.val) == {c: 5 for c in labelled}
+  assert _counts(gt, split.test) == {c: n - 25 for c, n in labelled.items()}
+  split = data.make_split(gt, "fraction", seed=1, patch_size=11, train_fraction=0.1)
+  assert _counts(gt, split.train) == {c: round(0.1 * n) for c, n in labelled.items()}
+  assert len(split.val) == 0
+  assert sum(_counts(gt, split.test).values()) == sum(labelled.values()) - len(split.train)
+
+
+def test_splits_are_seeded(gt):
+  a = data.make_split(gt, "per_class", seed=5, patch_size=11, train_per_class=10)
+  b = data.make_split(gt, "per_class", seed=5, patch_size=11, train_per_class=10)
+  c = data.make_split(gt, "per_class", seed=6, patch_size=11, train_per_class=10)
+  np.testing.assert_array_equal(a.train, b.train)
+  assert _as_set(a.train) != _as_set(c.train)
+
+
+def test_too_few_pixels_names_the_class(gt):
+  with pytest.raises(ValueError, match=r"Class 1 has 391 labelled pixels, fewer than the 401"):
+    data.make_split(gt, "per_class", seed=0, patch_size=11, train_per_class=400)
+  small = np.zeros((20, 20), int)
+  small[:10] = 1
+  small[15, :5] = 2
+  with pytest.raises(ValueError, match=r"Class 2 has 5 labelled pixels, fewer than the 13"):
+    data.make_split(small, "paper", seed=0, patch_size=3)
+
+
+def test_masks_from_arrays_and_files(tmp_path):
+  raster = np.zeros((6, 6), int)
+  raster[:, :3], raster[:, 3:] = 1, 2
+  train, test = np.zeros_like(raster), np.zeros_like(raster)
+  train[0], test[5] = 1, raster[5]  # a label raster works as a mask too
+  np.save(tmp_path / "test.npy", test)
+  split = data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=train,
+                          test_mask=tmp_path / "test.npy")
+  assert _as_set(split.train) == {(0, c) for c in range(6)}
+  assert _as_set(split.test) == {(5, c) for c in range(6)}
+  assert len(split.val) == 0
+
+
+def test_mask_errors():
+  raster = np.ones((6, 6), int)
+  raster[0, 0] = 0
+  mask = np.zeros((6, 6), bool)
+  mask[2, 3] = True
+  with pytest.raises(ValueError, match=r"train_mask and test_mask both select 1 pixels .*\(2, 3\)"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask, test_mask=mask)
+  unlabelled = np.zeros((6, 6), bool)
+  unlabelled[0, 0] = True
+  with pytest.raises(ValueError, match=r"test_mask selects 1 unlabelled pixels"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask, test_mask=unlabelled)
+  with pytest.raises(ValueError, match=r"train_mask has shape \(5, 6\), expected \(6, 6\)"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask[:5], test_mask=mask)
+
+
+def test_patch_size_and_protocol_errors(gt):
+  with pytest.raises(ValueError, match="patch_size=10 must be a positive odd number"):
+    data.make_split(gt, "paper", seed=0, patch_size=10)
+  with pytest.raises(ValueError, match=r"patch_size=167 is too large for the 83x86 scene.*165"):
+    data.make_split(gt, "paper", seed=0, patch_size=167)
+  data.make_split(gt, "paper", seed=0, patch_size=165)  # the largest numpy can reflect-pad
+  with pytest.raises(ValueError, match="Unknown split protocol 'random'"):
+    data.make_split(gt, "random", seed=0, patch_size=11)
+  with pytest.raises(TypeError, match="train_fraction"):
+    data.make_split(gt, "fraction", seed=0, patch_size=11)
+
+
+def test_labels_of_gives_zero_based_indices(gt):
+  class_ids = np.array([1, 10, 11, 12, 13, 14])
+  pixels = np.argwhere(gt > 0)[::97]
+  labels = data.labels_of(gt, pixels, class_ids)
+  np.testing.assert_array_equal(class_ids[labels], gt[pixels[:, 0], pixels[:, 1]])
+  assert labels.dtype == np.int32
+  unlabelled = np.argwhere(gt == 0)[:1]
+  with pytest.raises(ValueError, match="labels outside class_ids"):
+    data.labels_of(gt, unlabelled, class_ids)
