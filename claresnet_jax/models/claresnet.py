@@ -53,7 +53,7 @@ class CLAReSNet(nn.Module):
     if self.num_layers == 1:
       return summaries[0]
     stack = jnp.stack(summaries, axis=1)  # (B, num_layers, D)
-    fused = self.cross_attn(stack[:, -1:], stack, stack, deterministic=not train)[:, 0]
+    fused = self.cross_attn(stack[:, -1:], stack, deterministic=not train)[:, 0]
     return self.cross_norm(fused + summaries[-1])
 
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:

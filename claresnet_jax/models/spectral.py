@@ -134,15 +134,15 @@ class MultiScaleSpectralLatentAttention(nn.Module):
       strided = scale > 1 and t >= scale
       seq = x_pos[:, ::scale] if strided else x_pos
       latents = latents0
-      encoded = MultiHeadAttention(name=f"input_to_latent_{i}")(latents, seq, seq, deterministic=deterministic)
+      encoded = MultiHeadAttention(name=f"input_to_latent_{i}")(latents, seq, deterministic=deterministic)
       latents = LayerNorm(name=f"input_norms_{i}")(latents + encoded)
-      processed = MultiHeadAttention(name=f"latent_self_attn_{i}")(latents, latents, latents, deterministic=deterministic)
+      processed = MultiHeadAttention(name=f"latent_self_attn_{i}")(latents, deterministic=deterministic)
       latents = LayerNorm(name=f"latent_norms_{i}")(latents + processed)
       h = gelu(Dense(2 * dim, name=f"latent_ffns_{i}_0")(latents))
       h = nn.Dropout(0.1, deterministic=deterministic)(h)
       h = nn.Dropout(0.1, deterministic=deterministic)(Dense(dim, name=f"latent_ffns_{i}_3")(h))
       latents = latents + h
-      decoded = MultiHeadAttention(name=f"latent_to_output_{i}")(seq, latents, latents, deterministic=deterministic)
+      decoded = MultiHeadAttention(name=f"latent_to_output_{i}")(seq, latents, deterministic=deterministic)
       out = LayerNorm(name=f"output_norms_{i}")(seq + decoded)
       if strided:
         out = jnp.einsum("ts,bsd->btd", linear_upsampling_matrix(out.shape[1], t), out)
