@@ -117,11 +117,6 @@ def eval_batches(cube: np.ndarray, pixels: np.ndarray | None, *, patch_size: int
   yield from ds.prefetch(_AUTOTUNE).as_numpy_iterator()
 
 
-def augmentation_variant(rotation: int, flip: int | None) -> int:
-  """Index of the (rotation quarter turns, flip axis) variant drawn by the pipeline."""
-  return _ROTATIONS.index(rotation) * len(_FLIPS) + _FLIPS.index(flip)
-
-
 def _offset_variants(patch_size: int, padded_width: int) -> np.ndarray:
   """(12, P, P) flat offsets of a patch's pixels from its top-left, for each variant.
 

@@ -107,12 +107,15 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
       builder.download_and_prepare(
           download_dir=download_dir,
           download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    except download_manager.NonMatchingChecksumError as e:
+    except Exception as e:
       _remove_new_tmp(download_dir, before)
-      raise ValueError(f"A download of {info.title} does not match its published sha256, so it "
-                       f"was discarded (corrupted or changed file).\n{e}") from None
-    except Exception:
-      _remove_new_tmp(download_dir, before)
+      if isinstance(e, download_manager.NonMatchingChecksumError):
+        raise ValueError(f"A download of {info.title} does not match its published sha256, so "
+                         f"it was discarded (corrupted or changed file).\n{e}") from None
+      if isinstance(e, OSError):  # no connection, refused, timed out
+        raise OSError(f"Could not download {info.title}: {e}\nOn a machine without internet "
+                      f"access, place {info.cube.filename} and {info.gt.filename} in a folder "
+                      f"and pass manual_dir= (default {download_dir / 'manual'})") from None
       raise
   example = next(iter(tfds.as_numpy(builder.as_dataset(split=_SPLIT))))
   return scenes.scene_from_arrays(
