@@ -42,8 +42,8 @@ def test_standardized_components_have_unit_variance_on_fitted_pixels(cube):
 
 def test_saved_pca_transforms_new_pixels_identically(cube, tmp_path):
   pca = data.fit_pca(cube, 6, standardize=True)
-  pca.save(tmp_path / "pca.npz")
-  loaded = data.PCA.load(tmp_path / "pca.npz")
+  pca.save(tmp_path / "pca")
+  loaded = data.PCA.load(tmp_path / "pca")
   new_pixels = cube[10:20, 30:40] + 3.0
   np.testing.assert_array_equal(loaded.transform(new_pixels), pca.transform(new_pixels))
 

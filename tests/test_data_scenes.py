@@ -148,7 +148,7 @@ def served(tmp_path):
   folder.mkdir()
   handler = functools.partial(_QuietHandler, directory=str(folder))
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
   thread.start()
   yield folder, f"http://127.0.0.1:{server.server_port}"
   server.shutdown()

@@ -65,7 +65,8 @@ class PCA:
     return ((projected - self.offset) / self.scale).astype(np.float32)
 
   def save(self, path: str | os.PathLike) -> None:
-    np.savez(path, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+    with open(path, "wb") as file:  # a file object: savez would otherwise append ".npz"
+      np.savez(file, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> PCA:
