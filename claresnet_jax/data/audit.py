@@ -1,4 +1,4 @@
-"""Leakage audit of a scene's splits: sizes and the share of test pixels whose patch overlaps training.
+"""Leakage audit: each split's sizes and share of test pixels whose patch overlaps training.
 
   python -m claresnet_jax.data.audit [--scene=salinas_a --patch_size=11 --seeds=0,1,2]
 """

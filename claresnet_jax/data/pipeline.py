@@ -29,7 +29,8 @@ _FLIPS = (None, 0, 1)  # none, vertical (rows), horizontal (columns)
 
 def train_batches(cube: np.ndarray, pixels: np.ndarray, labels: np.ndarray, *, patch_size: int,
                   batch_size: int, seed: int, epoch: int, augment: bool = True,
-                  process_index: int = 0, process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+                  process_index: int = 0,
+                  process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
   """One shuffled epoch of {'patches': (B, P, P, T) float32, 'labels': (B,) int32}.
 
   Deterministic given (seed, epoch); the remainder that does not fill a global
@@ -77,26 +78,21 @@ def eval_batches(cube: np.ndarray, pixels: np.ndarray | None, *, patch_size: int
   """
   height, width = cube.shape[:2]
   local = _local_batch_size(batch_size, process_count, process_index)
-  if pixels is None:
-    count = height * width
-    if labels is not None:
-      raise ValueError("labels= needs pixels=; for every pixel of a scene pass no labels")
-    all_pixels = None
-  else:
-    all_pixels = np.asarray(pixels)
-    count = len(all_pixels)
-    if labels is not None and len(labels) != count:
-      raise ValueError(f"pixels has {count} rows but labels has {len(labels)}")
+  pixels = None if pixels is None else np.asarray(pixels)
+  count = height * width if pixels is None else len(pixels)
   if count == 0:
     raise ValueError("eval_batches got no pixels")
-  flat_cube, starts = _padded(cube, all_pixels, patch_size)
+  if labels is not None and (pixels is None or len(labels) != count):
+    raise ValueError(f"labels has {len(labels)} rows; it needs pixels= with as many rows")
+  flat_cube, starts = _padded(cube, pixels, patch_size)
   padded_width = width + 2 * (patch_size // 2)
   offsets = tf.constant(_offset_variants(patch_size, padded_width)[0])
   num_batches = -(-count // batch_size)
+  padding = (0, num_batches * batch_size - count)
   if starts is not None:
-    starts = tf.constant(np.pad(starts, (0, num_batches * batch_size - count)))
+    starts = tf.constant(np.pad(starts, padding))
   if labels is not None:
-    labels = tf.constant(np.pad(np.asarray(labels, np.int32), (0, num_batches * batch_size - count)))
+    labels = tf.constant(np.pad(np.asarray(labels, np.int32), padding))
 
   def make_batch(batch_index):
     position = batch_index * batch_size + process_index * local + tf.range(local, dtype=tf.int64)
@@ -159,9 +155,10 @@ def _padded(cube: np.ndarray, pixels: np.ndarray | None, patch_size: int):
   pad = patch_size // 2
   padded = np.pad(np.asarray(cube, np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
   flat = tf.constant(padded.reshape(-1, bands))
+  if pixels is None:
+    return flat, None
   # The patch of unpadded pixel (r, c) starts at padded (r, c).
-  starts = None if pixels is None else pixels[:, 0].astype(np.int64) * padded.shape[1] + pixels[:, 1]
-  return flat, starts
+  return flat, pixels[:, 0].astype(np.int64) * padded.shape[1] + pixels[:, 1]
 
 
 def _local_batch_size(batch_size: int, process_count: int, process_index: int) -> int:
