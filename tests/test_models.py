@@ -168,6 +168,20 @@ def test_train_mode_updates_batch_stats_uses_dropout_and_has_finite_gradients(ti
   assert not np.allclose(logits_a, eval_logits)
 
 
+def test_bfloat16_computation_keeps_float32_parameters_and_outputs(reference):
+  from claresnet_jax.convert import model_from_torch, variables_from_torch
+  state_dict = {k[3:]: v for k, v in reference.items() if k.startswith("sd/")}
+  model = model_from_torch(state_dict).clone(dtype="bfloat16")
+  variables = variables_from_torch(state_dict)
+  x = jnp.asarray(reference["x_T30"]).transpose(0, 2, 3, 1)
+  logits = jax.jit(model.apply)(variables, x)
+  assert logits.dtype == jnp.float32
+  # bfloat16 keeps ~3 significant digits: close to the float32 model, not equal to it.
+  error = np.abs(logits - reference["logits_T30"]).max()
+  assert 0 < error < 0.02 * np.abs(reference["logits_T30"]).max()
+  assert {p.dtype for p in jax.tree.leaves(variables)} == {np.dtype("float32")}
+
+
 # --- bad input -------------------------------------------------------------------------
 
 def test_registry():
@@ -191,6 +205,7 @@ def test_bad_patches_are_named(x, error, message):
     (dict(emb_dim=12), "emb_dim=12 must be divisible by 8"),
     (dict(base_channels=10), "base_channels=10 must be a multiple of 4"),
     (dict(num_layers=0), "num_layers >= 1"),
+    (dict(dtype="int8"), "dtype='int8'.*'bfloat16'"),
 ])
 def test_bad_configuration_is_named(kwargs, message):
   model = CLAReSNet(num_classes=3, **{**TINY, **kwargs})

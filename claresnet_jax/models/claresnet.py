@@ -1,4 +1,6 @@
 """CLAReSNet: per-band CNN tokens, spectral encoder layers, cross-layer fusion, classifier head."""
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -12,12 +14,15 @@ class CLAReSNet(nn.Module):
 
   Attribute and parameter names mirror the authors' PyTorch model (``head_2`` is
   their ``head.2``), so their checkpoints convert by renaming (``convert.py``).
+  ``dtype`` is the computation dtype: "bfloat16" runs mixed precision on accelerators
+  (parameters, norm statistics and logits stay float32).
   """
   num_classes: int
   emb_dim: int = 256
   base_channels: int = 64
   num_layers: int = 3
   dropout: float = 0.5
+  dtype: Any = "float32"
 
   def setup(self):
     if self.emb_dim % 8:
@@ -28,33 +33,37 @@ class CLAReSNet(nn.Module):
       raise ValueError(
           f"base_channels={self.base_channels} must be a multiple of 4 (the stem's four "
           "branches) and at least 8")
+    if jnp.dtype(self.dtype) not in (jnp.float32, jnp.bfloat16, jnp.float16):
+      raise ValueError(f"dtype={self.dtype!r}: use 'float32', or 'bfloat16' for mixed precision")
     if self.num_layers < 1 or self.num_classes < 2:
       raise ValueError(
-          f"need num_layers >= 1 and num_classes >= 2, got {self.num_layers} and {self.num_classes}")
-    self.spatial_extractor = SpatialFeatureExtractor(self.emb_dim, self.base_channels)
-    self.encoder_layers = [SpectralEncoderLayer() for _ in range(self.num_layers)]
+          f"need num_layers >= 1 and num_classes >= 2, got {self.num_layers} and "
+          f"{self.num_classes}")
+    dtype = jnp.dtype(self.dtype)
+    self.spatial_extractor = SpatialFeatureExtractor(self.emb_dim, self.base_channels, dtype)
+    self.encoder_layers = [SpectralEncoderLayer(dtype) for _ in range(self.num_layers)]
     if self.num_layers > 1:
-      self.cross_attn = MultiHeadAttention()
-      self.cross_norm = LayerNorm()
-    self.head_0 = LayerNorm()
+      self.cross_attn = MultiHeadAttention(dtype)
+      self.cross_norm = LayerNorm(dtype)
+    self.head_0 = LayerNorm(dtype)
     self.head_1 = nn.Dropout(self.dropout)
-    self.head_2 = Dense(self.emb_dim // 2)
+    self.head_2 = Dense(self.emb_dim // 2, dtype)
     self.head_4 = nn.Dropout(self.dropout * 0.5)
-    self.head_5 = Dense(self.num_classes)
+    self.head_5 = Dense(self.num_classes, jnp.float32)
 
   def features(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     """(B, H, W, T) patches -> (B, emb_dim) fused features, the input of the head."""
     _check_patches(x)
-    tokens = self.spatial_extractor(x, train)
+    tokens = self.spatial_extractor(x.astype(self.dtype), train)
     summaries = []
     for layer in self.encoder_layers:
       tokens = layer(tokens, train) + tokens
       summaries.append(tokens.mean(axis=1))
     if self.num_layers == 1:
-      return summaries[0]
+      return summaries[0].astype(jnp.float32)
     stack = jnp.stack(summaries, axis=1)  # (B, num_layers, D)
     fused = self.cross_attn(stack[:, -1:], stack, deterministic=not train)[:, 0]
-    return self.cross_norm(fused + summaries[-1])
+    return self.cross_norm(fused + summaries[-1]).astype(jnp.float32)
 
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     """(B, H, W, T) patches -> (B, num_classes) logits."""

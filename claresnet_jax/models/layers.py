@@ -24,33 +24,39 @@ conv_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 attention_in_init = nn.initializers.variance_scaling(0.5, "fan_in", "uniform")
 
 
-def Dense(features: int, use_bias: bool = True, name: str | None = None) -> nn.Dense:
+# Every factory takes the computation dtype: float32, or bfloat16 for mixed precision on
+# accelerators. Parameters stay float32 either way; norms compute their statistics in float32.
+
+def Dense(features: int, dtype, use_bias: bool = True, name: str | None = None) -> nn.Dense:
   """A Linear layer initialised as the authors initialise theirs."""
-  return nn.Dense(features, use_bias=use_bias, kernel_init=linear_init, name=name)
+  return nn.Dense(features, use_bias=use_bias, kernel_init=linear_init, dtype=dtype, name=name)
 
 
-def LayerNorm(name: str | None = None) -> nn.LayerNorm:
+def LayerNorm(dtype, name: str | None = None) -> nn.LayerNorm:
   """torch.nn.LayerNorm: epsilon 1e-5."""
-  return nn.LayerNorm(epsilon=1e-5, name=name)
+  return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name)
 
 
-def BatchNorm(train: bool, name: str | None = None) -> nn.BatchNorm:
+def BatchNorm(train: bool, dtype, name: str | None = None) -> nn.BatchNorm:
   """torch.nn.BatchNorm2d: epsilon 1e-5, running statistics updated with momentum 0.1."""
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                      name=name)
 
 
-def Conv(features: int, kernel: int, dilation: int = 1, name: str | None = None) -> nn.Conv:
+def Conv(features: int, kernel: int, dtype, dilation: int = 1, name: str | None = None
+         ) -> nn.Conv:
   """A bias-free 'same' convolution, as every convolution of the model is."""
   pad = dilation * (kernel // 2)
   return nn.Conv(features, (kernel, kernel), padding=((pad, pad), (pad, pad)),
-                 kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, name=name)
+                 kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
+                 name=name)
 
 
-def MultiHeadAttention(name: str | None = None) -> nn.MultiHeadDotProductAttention:
+def MultiHeadAttention(dtype, name: str | None = None) -> nn.MultiHeadDotProductAttention:
   """torch.nn.MultiheadAttention(D, num_heads=8, dropout=0.1): per-weight attention dropout."""
   return nn.MultiHeadDotProductAttention(
-      num_heads=8, dropout_rate=0.1, broadcast_dropout=False,
-      kernel_init=attention_in_init, out_kernel_init=linear_init, name=name)
+      num_heads=8, dropout_rate=0.1, broadcast_dropout=False, force_fp32_for_softmax=True,
+      kernel_init=attention_in_init, out_kernel_init=linear_init, dtype=dtype, name=name)
 
 
 def rnn_uniform_init(hidden: int) -> jax.nn.initializers.Initializer:

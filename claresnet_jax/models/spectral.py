@@ -4,6 +4,7 @@ Tokens are (B, T, D): one D-dimensional token per band. The number of latent tok
 is a Python int computed from the static T, so jit specialises per band count.
 """
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -34,6 +35,7 @@ class BidirectionalRNN(nn.Module):
   """
   cell: str  # "lstm" or "gru"
   hidden: int
+  dtype: Any = jnp.float32  # of the matmuls; the recurrent state stays float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -44,21 +46,25 @@ class BidirectionalRNN(nn.Module):
     b_ih = self.param("bias_ih", init, (2, gates))
     b_hh = self.param("bias_hh", init, (2, gates))
 
-    projected = jnp.einsum("btd,kgd->tkbg", x, w_ih) + b_ih[:, None, :]  # (T, 2, B, G)
+    def matmul(spec, a, w):
+      return jnp.einsum(spec, a.astype(self.dtype), w.astype(self.dtype),
+                        preferred_element_type=jnp.float32)
+
+    projected = matmul("btd,kgd->tkbg", x, w_ih) + b_ih[:, None, :]  # (T, 2, B, G)
     # The backward direction reads the sequence from its end.
     projected = jnp.stack([projected[:, 0], projected[::-1, 1]], axis=1)
-    h0 = jnp.zeros((2, x.shape[0], self.hidden), x.dtype)
+    h0 = jnp.zeros((2, x.shape[0], self.hidden), jnp.float32)
 
     def lstm_step(carry, xt):
       h, c = carry
-      z = xt + jnp.einsum("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
+      z = xt + matmul("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
       i, f, g, o = jnp.split(z, 4, axis=-1)
       c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
       h = nn.sigmoid(o) * jnp.tanh(c)
       return (h, c), h
 
     def gru_step(h, xt):
-      hh = jnp.einsum("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
+      hh = matmul("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
       x_r, x_z, x_n = jnp.split(xt, 3, axis=-1)
       h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
       r = nn.sigmoid(x_r + h_r)
@@ -72,7 +78,7 @@ class BidirectionalRNN(nn.Module):
     else:
       _, ys = jax.lax.scan(gru_step, h0, projected)
     outputs = jnp.concatenate([ys[:, 0], ys[::-1, 1]], axis=-1)  # (T, B, 2 * hidden)
-    return jnp.swapaxes(outputs, 0, 1)
+    return jnp.swapaxes(outputs, 0, 1).astype(x.dtype)
 
 
 def sinusoidal_encoding(num_positions: int, dim: int) -> np.ndarray:
@@ -117,54 +123,62 @@ class MultiScaleSpectralLatentAttention(nn.Module):
   pass an FFN, and are read back by the input; outputs are linearly upsampled to T
   and fused. A scale larger than T runs on the full sequence, as in the authors' code.
   """
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     b, t, dim = x.shape
     deterministic = not train
+    dropout = lambda h: nn.Dropout(0.1, deterministic=deterministic)(h)
     pool = self.param("latent_token_pool", nn.initializers.normal(0.02), (64, dim))
     # Defined and counted by the authors but never used in their forward pass; kept so that
     # parameter counts and converted checkpoints match theirs.
     self.param("scale_weights", lambda key, shape: jnp.full(shape, 1 / len(SCALES)), (len(SCALES),))
 
     x_pos = HybridPositionalEncoding(name="pos_encoding")(x)
-    latents0 = jnp.broadcast_to(pool[:num_latents(t)], (b, num_latents(t), dim))
+    count = num_latents(t)
+    latents0 = jnp.broadcast_to(pool[:count], (b, count, dim)).astype(x.dtype)
     outputs = []
     for i, scale in enumerate(SCALES):
       strided = scale > 1 and t >= scale
       seq = x_pos[:, ::scale] if strided else x_pos
       latents = latents0
-      encoded = MultiHeadAttention(name=f"input_to_latent_{i}")(latents, seq, deterministic=deterministic)
-      latents = LayerNorm(name=f"input_norms_{i}")(latents + encoded)
-      processed = MultiHeadAttention(name=f"latent_self_attn_{i}")(latents, deterministic=deterministic)
-      latents = LayerNorm(name=f"latent_norms_{i}")(latents + processed)
-      h = gelu(Dense(2 * dim, name=f"latent_ffns_{i}_0")(latents))
-      h = nn.Dropout(0.1, deterministic=deterministic)(h)
-      h = nn.Dropout(0.1, deterministic=deterministic)(Dense(dim, name=f"latent_ffns_{i}_3")(h))
-      latents = latents + h
-      decoded = MultiHeadAttention(name=f"latent_to_output_{i}")(seq, latents, deterministic=deterministic)
-      out = LayerNorm(name=f"output_norms_{i}")(seq + decoded)
+      attend = lambda name, q, kv: MultiHeadAttention(self.dtype, name=f"{name}_{i}")(
+          q, kv, deterministic=deterministic)
+      latents = LayerNorm(self.dtype, name=f"input_norms_{i}")(
+          latents + attend("input_to_latent", latents, seq))
+      latents = LayerNorm(self.dtype, name=f"latent_norms_{i}")(
+          latents + attend("latent_self_attn", latents, latents))
+      h = gelu(Dense(2 * dim, self.dtype, name=f"latent_ffns_{i}_0")(latents))
+      h = Dense(dim, self.dtype, name=f"latent_ffns_{i}_3")(dropout(h))
+      latents = latents + dropout(h)
+      out = LayerNorm(self.dtype, name=f"output_norms_{i}")(
+          seq + attend("latent_to_output", seq, latents))
       if strided:
-        out = jnp.einsum("ts,bsd->btd", linear_upsampling_matrix(out.shape[1], t), out)
+        upsample = linear_upsampling_matrix(out.shape[1], t).astype(out.dtype)
+        out = jnp.einsum("ts,bsd->btd", upsample, out)
       outputs.append(out)
 
-    h = gelu(Dense(2 * dim, name="scale_fusion_0")(jnp.concatenate(outputs, axis=-1)))
-    h = nn.Dropout(0.1, deterministic=deterministic)(h)
-    h = nn.Dropout(0.1, deterministic=deterministic)(Dense(dim, name="scale_fusion_3")(h))
-    return LayerNorm(name="final_norm")(h + x_pos)
+    h = gelu(Dense(2 * dim, self.dtype, name="scale_fusion_0")(jnp.concatenate(outputs, axis=-1)))
+    h = Dense(dim, self.dtype, name="scale_fusion_3")(dropout(h))
+    return LayerNorm(self.dtype, name="final_norm")(dropout(h) + x_pos)
 
 
 class SpectralEncoderLayer(nn.Module):
-  """Residual BiLSTM, residual BiGRU, latent attention, then a x4 GELU FFN. (B, T, D) -> (B, T, D)."""
+  """Residual BiLSTM, residual BiGRU, latent attention, then a x4 GELU FFN.
+
+  (B, T, D) -> (B, T, D).
+  """
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     dim = x.shape[-1]
     # PyTorch's one-layer LSTM/GRU ignore the authors' dropout=0.1, so there is none here.
-    h = x + BidirectionalRNN("lstm", dim // 2, name="spectral_layers_0")(x)
-    h = h + BidirectionalRNN("gru", dim // 2, name="spectral_layers_1")(h)
-    h = MultiScaleSpectralLatentAttention(name="spectral_attention")(h, train)
-    x = LayerNorm(name="norm1")(x + h)
-    h = gelu(Dense(4 * dim, name="ffn_0")(x))
-    h = Dense(dim, name="ffn_3")(nn.Dropout(0.1, deterministic=not train)(h))
-    return LayerNorm(name="norm2")(x + h)
+    h = x + BidirectionalRNN("lstm", dim // 2, self.dtype, name="spectral_layers_0")(x)
+    h = h + BidirectionalRNN("gru", dim // 2, self.dtype, name="spectral_layers_1")(h)
+    h = MultiScaleSpectralLatentAttention(self.dtype, name="spectral_attention")(h, train)
+    x = LayerNorm(self.dtype, name="norm1")(x + h)
+    h = gelu(Dense(4 * dim, self.dtype, name="ffn_0")(x))
+    h = Dense(dim, self.dtype, name="ffn_3")(nn.Dropout(0.1, deterministic=not train)(h))
+    return LayerNorm(self.dtype, name="norm2")(x + h)
