@@ -1,0 +1,234 @@
+"""Throughput of the model as users run it: train step, inference, attention scaling, full scenes.
+
+  python -m claresnet_jax.bench --config configs/ip.py --batch_size 16 [--json]
+  python -m claresnet_jax.bench --mode scaling [--json]
+  python -m claresnet_jax.bench --config configs/ip.py --mode scene --scene 1000x1000
+
+Every figure is the median of --repeats timed runs after --warmup runs, each
+ended by block_until_ready, and is printed with the device and JAX version.
+"""
+import json
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+from absl import app
+from absl import flags
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_flags
+
+from claresnet_jax import data, models, train
+from claresnet_jax.models import layers, spectral
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
+_MODE = flags.DEFINE_enum("mode", "model", ["model", "scaling", "scene"],
+                          "model: train step and inference; scaling: latent vs full attention "
+                          "over band counts; scene: classify every pixel of a scene.")
+_BATCH = flags.DEFINE_list("batch_size", None, "Training batch sizes (default: the config's).")
+_EVAL_BATCH = flags.DEFINE_list("eval_batch_size", None,
+                                "Inference batch sizes, one per training batch size "
+                                "(default: the config's eval_batch_size).")
+_BANDS = flags.DEFINE_integer("bands", None, "Bands T (default: the config's PCA components).")
+_PATCH = flags.DEFINE_integer("patch_size", None, "Patch size (default: the config's).")
+_CLASSES = flags.DEFINE_integer("num_classes", 16, "Classes of the model's head.")
+_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
+                           "Computation dtype of the model (default: the config's).")
+_REPEATS = flags.DEFINE_integer("repeats", 10, "Timed runs per figure.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
+_LENGTHS = flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256", "512", "1024", "2048",
+                                         "4096"], "Sequence lengths T for --mode scaling.")
+_SCENE = flags.DEFINE_string("scene", "salinas_a",
+                             "--mode scene: a registry scene, or HxW for a synthetic one.")
+_PEAK = flags.DEFINE_float("peak_gflops", None,
+                           "The device's peak FLOP rate; default: a large float32 matmul's "
+                           "measured rate.")
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object per measurement.")
+
+
+def device_description() -> str:
+  devices = jax.devices()
+  return f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform}), jax {jax.__version__}"
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float:
+  """Median wall time of fn() (results blocked on) over `repeats` runs after `warmup`."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def peak_memory_bytes() -> tuple[int, str]:
+  """The accelerator's peak allocation, or on CPU the process's peak resident memory."""
+  stats = jax.devices()[0].memory_stats()
+  if stats and "peak_bytes_in_use" in stats:
+    return int(stats["peak_bytes_in_use"]), "device peak"
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process peak RSS"
+
+
+def matmul_gflops() -> float:
+  """A 2048^3 float32 matmul's FLOP rate: the practical peak the model is compared with."""
+  a = jnp.ones((2048, 2048), jnp.float32)
+  matmul = jax.jit(lambda a: a @ a)
+  return 2 * 2048 ** 3 / median_seconds(lambda: matmul(a), 5, 2) / 1e9
+
+
+def _flops(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  return float(analysis["flops"])
+
+
+def _model_and_state(config, mesh, bands: int, patch: int):
+  kwargs = dict(config.model.kwargs)
+  if _DTYPE.value:
+    kwargs["dtype"] = _DTYPE.value
+  model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
+  tx, _ = train.make_optimizer(config, steps_per_epoch=100)
+  state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh)
+  return model, state
+
+
+def bench_model(config) -> list[dict]:
+  """Train-step and inference throughput, compile time, FLOPs and memory per batch size."""
+  mesh = train.make_mesh()
+  bands = _BANDS.value or config.pca.components
+  patch = _PATCH.value or config.patch_size
+  batch_sizes = [int(b) for b in (_BATCH.value or [config.batch_size])]
+  eval_sizes = [int(b) for b in (_EVAL_BATCH.value or [config.eval_batch_size] * len(batch_sizes))]
+  if len(eval_sizes) != len(batch_sizes):
+    raise app.UsageError("--eval_batch_size needs one value per --batch_size")
+  peak = _PEAK.value or matmul_gflops()
+  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  rng = np.random.default_rng(0)
+  results = []
+  for batch_size, eval_size in zip(batch_sizes, eval_sizes):
+    _, state = _model_and_state(config, mesh, bands, patch)
+    batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
+             "labels": rng.integers(0, _CLASSES.value, batch_size).astype(np.int32)}
+    batch = jax.device_put(batch, sharded)
+    weights = jnp.ones(_CLASSES.value, jnp.float32)
+
+    start = time.perf_counter()
+    train_step = train.jit_train_step(mesh).lower(state, batch, weights).compile()
+    compile_s = time.perf_counter() - start
+    train_flops = _flops(train_step) / batch_size
+
+    def run_train():
+      nonlocal state
+      state, metrics = train_step(state, batch, weights)
+      return metrics
+    train_s = median_seconds(run_train, _REPEATS.value, _WARMUP.value)
+    train_peak, memory_kind = peak_memory_bytes()
+
+    patches = jax.device_put(
+        rng.normal(size=(eval_size, patch, patch, bands)).astype(np.float32), sharded)
+    start = time.perf_counter()
+    predict = train.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
+    infer_compile_s = time.perf_counter() - start
+    infer_flops = _flops(predict) / eval_size
+    infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
+    peak_bytes, _ = peak_memory_bytes()
+
+    train_rate, infer_rate = batch_size / train_s, eval_size / infer_s
+    results.append({
+        "measurement": "model", "model": config.model.name, "dtype": _DTYPE.value or "config",
+        "bands": bands, "patch_size": patch,
+        "batch_size": batch_size, "eval_batch_size": eval_size,
+        "train_samples_per_s": train_rate, "infer_samples_per_s": infer_rate,
+        "compile_s": compile_s, "infer_compile_s": infer_compile_s,
+        "flops_per_sample": train_flops, "infer_flops_per_sample": infer_flops,
+        "train_gflops": train_rate * train_flops / 1e9,
+        "infer_gflops": infer_rate * infer_flops / 1e9,
+        "peak_gflops": peak,
+        "train_fraction_of_peak": train_rate * train_flops / 1e9 / peak,
+        "infer_fraction_of_peak": infer_rate * infer_flops / 1e9 / peak,
+        "train_peak_memory_bytes": train_peak, "peak_memory_bytes": peak_bytes,
+        "memory_kind": memory_kind, "device": device_description()})
+  return results
+
+
+class FullSelfAttention(nn.Module):
+  """The quadratic baseline of the same width: LayerNorm(x + MultiHeadAttention(x))."""
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    return layers.LayerNorm()(x + layers.MultiHeadAttention()(x, deterministic=not train))
+
+
+def bench_scaling(config) -> list[dict]:
+  """Inference time and XLA temporary memory per sequence as T grows, latent vs full attention."""
+  dim = config.model.kwargs.get("emb_dim", 256)
+  batch = 4
+  results = []
+  for t in (int(x) for x in _LENGTHS.value):
+    row = {"measurement": "scaling", "bands": t, "emb_dim": dim,
+           "num_latents": spectral.num_latents(t), "device": device_description()}
+    x = jax.random.normal(jax.random.key(0), (batch, t, dim))
+    for name, module in (("msla", spectral.MultiScaleSpectralLatentAttention()),
+                         ("full", FullSelfAttention())):
+      variables = jax.jit(lambda x: module.init(jax.random.key(1), x, train=False))(x[:1])
+      compiled = jax.jit(lambda v, x: module.apply(v, x, train=False)).lower(variables, x).compile()
+      seconds = median_seconds(lambda: compiled(variables, x), _REPEATS.value, _WARMUP.value)
+      row[f"{name}_ms_per_sequence"] = 1e3 * seconds / batch
+      row[f"{name}_temp_bytes_per_sequence"] = compiled.memory_analysis().temp_size_in_bytes / batch
+      row[f"{name}_flops_per_sequence"] = _flops(compiled) / batch
+    results.append(row)
+  return results
+
+
+def bench_scene(config) -> list[dict]:
+  """Pixels per second and peak memory to classify every pixel of a scene, in batches."""
+  bands = _BANDS.value or config.pca.components
+  if "x" in _SCENE.value:
+    height, width = (int(v) for v in _SCENE.value.split("x"))
+    cube = np.random.default_rng(0).normal(size=(height, width, bands)).astype(np.float32)
+  else:
+    scene = data.load_scene(_SCENE.value)
+    cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
+  mesh = train.make_mesh()
+  _, state = _model_and_state(config, mesh, bands, config.patch_size)
+  predict = train.jit_predict_step(mesh, with_features=False)
+  batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
+  start = time.perf_counter()
+  out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
+                      batch_size=batch_size)
+  jax.block_until_ready(out)
+  seconds = time.perf_counter() - start  # includes one compilation, as a user's run does
+  peak_bytes, memory_kind = peak_memory_bytes()
+  pixels = cube.shape[0] * cube.shape[1]
+  return [{"measurement": "scene", "scene": _SCENE.value, "height": cube.shape[0],
+           "width": cube.shape[1], "bands": bands, "eval_batch_size": batch_size,
+           "pixels_per_s": pixels / seconds, "seconds": seconds, "peak_memory_bytes": peak_bytes,
+           "memory_kind": memory_kind, "device": device_description()}]
+
+
+def _print_table(results: list[dict]) -> None:
+  print(f"# {results[0]['device']}")
+  for row in results:
+    print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row.items() if k not in ("device", "measurement")))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene}[_MODE.value]
+  results = run(_CONFIG.value)
+  if _JSON.value:
+    for row in results:
+      print(json.dumps(row), flush=True)
+  else:
+    _print_table(results)
+
+
+if __name__ == "__main__":
+  app.run(main)
