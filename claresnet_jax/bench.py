@@ -11,7 +11,7 @@ import json
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import app
 from absl import flags
@@ -97,7 +97,7 @@ def _model_and_state(config, mesh, bands: int, patch: int):
   return model, state
 
 
-def bench_model(config) -> list[dict]:
+def bench_model(config) -> Iterator[dict]:
   """Train-step and inference throughput, compile time, FLOPs and memory per batch size."""
   mesh = train.make_mesh()
   bands = _BANDS.value or config.pca.components
@@ -109,7 +109,6 @@ def bench_model(config) -> list[dict]:
   peak = _PEAK.value or matmul_gflops()
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   rng = np.random.default_rng(0)
-  results = []
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
     _, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
@@ -139,7 +138,7 @@ def bench_model(config) -> list[dict]:
     peak_bytes, _ = peak_memory_bytes()
 
     train_rate, infer_rate = batch_size / train_s, eval_size / infer_s
-    results.append({
+    yield {
         "measurement": "model", "model": config.model.name, "dtype": _DTYPE.value or "config",
         "bands": bands, "patch_size": patch,
         "batch_size": batch_size, "eval_batch_size": eval_size,
@@ -152,8 +151,7 @@ def bench_model(config) -> list[dict]:
         "train_fraction_of_peak": train_rate * train_flops / 1e9 / peak,
         "infer_fraction_of_peak": infer_rate * infer_flops / 1e9 / peak,
         "train_peak_memory_bytes": train_peak, "peak_memory_bytes": peak_bytes,
-        "memory_kind": memory_kind, "device": device_description()})
-  return results
+        "memory_kind": memory_kind, "device": device_description()}
 
 
 class FullSelfAttention(nn.Module):
@@ -161,14 +159,14 @@ class FullSelfAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    return layers.LayerNorm()(x + layers.MultiHeadAttention()(x, deterministic=not train))
+    attention = layers.MultiHeadAttention(jnp.float32)(x, deterministic=not train)
+    return layers.LayerNorm(jnp.float32)(x + attention)
 
 
-def bench_scaling(config) -> list[dict]:
-  """Inference time and XLA temporary memory per sequence as T grows, latent vs full attention."""
+def bench_scaling(config) -> Iterator[dict]:
+  """Inference time, FLOPs and XLA's peak memory per sequence as T grows, latent vs full attention."""
   dim = config.model.kwargs.get("emb_dim", 256)
   batch = 4
-  results = []
   for t in (int(x) for x in _LENGTHS.value):
     row = {"measurement": "scaling", "bands": t, "emb_dim": dim,
            "num_latents": spectral.num_latents(t), "device": device_description()}
@@ -179,13 +177,13 @@ def bench_scaling(config) -> list[dict]:
       compiled = jax.jit(lambda v, x: module.apply(v, x, train=False)).lower(variables, x).compile()
       seconds = median_seconds(lambda: compiled(variables, x), _REPEATS.value, _WARMUP.value)
       row[f"{name}_ms_per_sequence"] = 1e3 * seconds / batch
-      row[f"{name}_temp_bytes_per_sequence"] = compiled.memory_analysis().temp_size_in_bytes / batch
+      row[f"{name}_xla_peak_bytes_per_sequence"] = (
+          compiled.memory_analysis().peak_memory_in_bytes / batch)
       row[f"{name}_flops_per_sequence"] = _flops(compiled) / batch
-    results.append(row)
-  return results
+    yield row
 
 
-def bench_scene(config) -> list[dict]:
+def bench_scene(config) -> Iterator[dict]:
   """Pixels per second and peak memory to classify every pixel of a scene, in batches."""
   bands = _BANDS.value or config.pca.components
   if "x" in _SCENE.value:
@@ -205,29 +203,23 @@ def bench_scene(config) -> list[dict]:
   seconds = time.perf_counter() - start  # includes one compilation, as a user's run does
   peak_bytes, memory_kind = peak_memory_bytes()
   pixels = cube.shape[0] * cube.shape[1]
-  return [{"measurement": "scene", "scene": _SCENE.value, "height": cube.shape[0],
+  yield {"measurement": "scene", "scene": _SCENE.value, "height": cube.shape[0],
            "width": cube.shape[1], "bands": bands, "eval_batch_size": batch_size,
            "pixels_per_s": pixels / seconds, "seconds": seconds, "peak_memory_bytes": peak_bytes,
-           "memory_kind": memory_kind, "device": device_description()}]
+           "memory_kind": memory_kind, "device": device_description()}
 
 
-def _print_table(results: list[dict]) -> None:
-  print(f"# {results[0]['device']}")
-  for row in results:
-    print("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in row.items() if k not in ("device", "measurement")))
+def _format(row: dict) -> str:
+  return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in row.items() if k != "measurement")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene}[_MODE.value]
-  results = run(_CONFIG.value)
-  if _JSON.value:
-    for row in results:
-      print(json.dumps(row), flush=True)
-  else:
-    _print_table(results)
+  for row in run(_CONFIG.value):  # each figure as soon as it is measured
+    print(json.dumps(row) if _JSON.value else _format(row), flush=True)
 
 
 if __name__ == "__main__":
