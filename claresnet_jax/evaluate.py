@@ -1,0 +1,153 @@
+"""Evaluation of a trained run: test metrics, full-scene maps, the paper's figures and report.md.
+
+Restores the best checkpoint of a workdir written by `train.train_and_evaluate`.
+"""
+import json
+import pathlib
+
+from absl import logging
+import jax
+import numpy as np
+from sklearn import manifold
+
+from claresnet_jax import data, metrics, models, plots, train
+
+# t-SNE costs grow quadratically; a stratum-preserving random subset this large reads the same.
+TSNE_MAX_POINTS = 3000
+FIGURES = ("classification_map.png", "uncertainty_map.png", "tsne.png", "pr_curves.png",
+           "confusion_matrix.png", "training_curves.png")
+
+
+def evaluate(workdir: str | pathlib.Path) -> dict:
+  """Evaluates the run in `workdir` (or each run_<i> in it) and writes its files there.
+
+  Returns:
+    The contents of metrics.json; for a workdir of several runs, the
+    {metric: (mean, std)} summary also written to summary.json and summary.md.
+  """
+  workdir = pathlib.Path(workdir).absolute()
+  runs = sorted(workdir.glob("run_*"), key=lambda p: int(p.name.split("_")[1]))
+  if runs:
+    return _evaluate_runs(workdir, runs)
+  config = train.load_config(workdir)
+  best_dir = workdir / "checkpoints" / "best"
+  if not best_dir.is_dir() or not any(p.name.isdigit() for p in best_dir.iterdir()):
+    raise FileNotFoundError(
+        f"No best checkpoint in {best_dir}: training in {workdir} has not finished an epoch. "
+        f"Run python train.py --config <config> --workdir {workdir} first.")
+  dataset = train.prepare_dataset(config, workdir)
+  scene = dataset.scene
+  mesh = train.make_mesh()
+  model = models.create_model(config.model.name, scene.num_classes, **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, len(dataset.split.train) // config.batch_size)
+  target = train.create_train_state(model, tx, (config.patch_size, config.patch_size,
+                                                dataset.cube.shape[-1]),
+                                    config.seed, mesh, abstract=True)
+  manager = train.checkpoint_managers(workdir)["best"]
+  state, meta = train.restore_checkpoint(manager, target)
+  manager.close()
+
+  kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
+  test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
+                       dataset.cube, dataset.split.test, desc="test pixels", **kwargs)
+  everywhere = train.predict(state, train.jit_predict_step(mesh, with_features=False), mesh,
+                             dataset.cube, None, desc="every pixel", **kwargs)["probabilities"]
+  labels = dataset.labels["test"]
+  predictions = test["probabilities"].argmax(-1)
+  results = {
+      "scene": scene.name,
+      "model": config.model.name,
+      "split": config.split.protocol,
+      "checkpoint_epoch": meta["epoch"],
+      "best_val_accuracy": meta["best_val_accuracy"],
+      "num_test_pixels": int(len(labels)),
+      "leakage": data.leakage(dataset.split, config.patch_size),
+      **metrics.classification_metrics(labels, predictions, scene.num_classes),
+      "centroid_distance": metrics.centroid_distance(test["features"], labels),
+      "class_ids": [int(c) for c in scene.class_ids],
+      "class_names": list(scene.class_names),
+  }
+  results["per_class"]["average_precision"] = metrics.average_precision(
+      labels, test["probabilities"])
+  if jax.process_index() == 0:
+    height, width = scene.gt.shape
+    prediction_map = everywhere.argmax(-1).reshape(height, width)
+    entropy_map = metrics.prediction_entropy(everywhere).reshape(height, width)
+    np.savez(workdir / "predictions.npz", pixels=dataset.split.test, labels=labels,
+             predictions=predictions, probabilities=test["probabilities"],
+             prediction_map=prediction_map, entropy_map=entropy_map)
+    (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    _draw_figures(workdir / "figures", config.seed, scene, dataset, test, labels,
+                  prediction_map, entropy_map, results)
+    _write_report(workdir, results)
+  logging.info("%s test: OA %.4f, AA %.4f, kappa %.4f (best checkpoint: epoch %d)", workdir,
+               results["overall_accuracy"], results["balanced_accuracy"], results["kappa"],
+               meta["epoch"])
+  return results
+
+
+def _draw_figures(folder, seed, scene, dataset, test, labels, prediction_map, entropy_map,
+                  results) -> None:
+  folder.mkdir(exist_ok=True)
+  names = list(scene.class_names)
+  truth = np.searchsorted(scene.class_ids, scene.gt)
+  truth = np.where(scene.gt > 0, truth, -1)
+  plots.classification_map(folder / "classification_map.png", prediction_map, truth, names)
+  plots.uncertainty_map(folder / "uncertainty_map.png", entropy_map, scene.num_classes)
+  rng = np.random.default_rng(seed)
+  subset = np.sort(rng.permutation(len(labels))[:TSNE_MAX_POINTS])
+  points = manifold.TSNE(2, init="pca", random_state=seed,
+                         perplexity=min(30.0, len(subset) - 1.0)).fit_transform(
+                             test["features"][subset])
+  plots.tsne(folder / "tsne.png", points, labels[subset], names)
+  plots.pr_curves(folder / "pr_curves.png", labels, test["probabilities"], names)
+  plots.confusion_matrix(folder / "confusion_matrix.png", np.array(results["confusion_matrix"]),
+                         names)
+  plots.training_curves(folder / "training_curves.png",
+                        train.read_history(folder.parent))
+
+
+def _write_report(workdir: pathlib.Path, r: dict) -> None:
+  pc = r["per_class"]
+  pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # pylint: disable=unnecessary-lambda-assignment
+  lines = [
+      f"# {r['model']} on {r['scene']} ({r['split']} split)", "",
+      f"Best checkpoint: epoch {r['checkpoint_epoch']} (validation accuracy "
+      f"{pct(r['best_val_accuracy'])}%). Test pixels: {r['num_test_pixels']}; "
+      f"{pct(r['leakage'])}% of them lie inside some training patch (leakage).", "",
+      "| OA | AA | Kappa | MCC | ARI | Centroid distance |",
+      "| --- | --- | --- | --- | --- | --- |",
+      f"| {pct(r['overall_accuracy'])} | {pct(r['balanced_accuracy'])} | {pct(r['kappa'])} | "
+      f"{pct(r['mcc'])} | {pct(r['ari'])} | {r['centroid_distance']:.3f} |", "",
+      "Accuracies, kappa, MCC and ARI in percent.", "",
+      "| Class | Precision | Recall (accuracy) | F1 | AP | Support |",
+      "| --- | --- | --- | --- | --- | --- |",
+  ]
+  for k, name in enumerate(r["class_names"]):
+    lines.append(f"| {name} | {pct(pc['precision'][k])} | {pct(pc['recall'][k])} | "
+                 f"{pct(pc['f1'][k])} | {pct(pc['average_precision'][k])} | {pc['support'][k]} |")
+  lines.append("")
+  titles = {"classification_map.png": "Classification map (every pixel) and ground truth",
+            "uncertainty_map.png": "Uncertainty (prediction entropy)",
+            "tsne.png": "t-SNE of test embeddings",
+            "pr_curves.png": "Precision-recall curves",
+            "confusion_matrix.png": "Confusion matrix",
+            "training_curves.png": "Training curves"}
+  for name in FIGURES:
+    lines += [f"## {titles[name]}", "", f"![{titles[name]}](figures/{name})", ""]
+  (workdir / "report.md").write_text("\n".join(lines))
+
+
+def _evaluate_runs(workdir: pathlib.Path, runs: list[pathlib.Path]) -> dict:
+  """Evaluates each seed's run, then writes the mean +- std table (summary.md, summary.json)."""
+  results = [evaluate(run) for run in runs]
+  summary = metrics.summarize(results)
+  if jax.process_index() == 0:
+    (workdir / "summary.json").write_text(json.dumps(
+        {"runs": [r.name for r in runs],
+         **{k: {"mean": m, "std": s} for k, (m, s) in summary.items()}}, indent=2) + "\n")
+    table = metrics.summary_table({results[0]["model"]: summary}, results[0]["class_names"])
+    (workdir / "summary.md").write_text(
+        f"# {results[0]['model']} on {results[0]['scene']}: mean ± std over {len(runs)} runs\n\n"
+        + table)
+  return summary

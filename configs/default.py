@@ -1,0 +1,50 @@
+"""The paper's protocol (Indian Pines): the base every other config modifies.
+
+PCA to 30 components fitted on the whole image, 11x11 patches, a stratified
+random 72/8/20 train/validation/test split, the full CLAReSNet, AdamW at a
+constant 1e-4 with weight decay 1e-2, batch 16, 40 epochs, the checkpoint
+with the best validation accuracy kept for testing.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # A registry name of claresnet_jax.data ("indian_pines", "salinas", "salinas_a",
+  # "pavia_university") or the path of a user's own scene file.
+  config.scene = "indian_pines"
+  # For a user's file: its ground-truth file and variable names (see data.load_scene).
+  config.scene_options = ml_collections.ConfigDict(
+      dict(gt=None, cube_key=None, gt_key=None, data_dir=None))
+
+  config.pca = ml_collections.ConfigDict()
+  config.pca.components = 30
+  config.pca.fit_on = "all"  # "all" pixels (the paper) or "train" pixels only (no leakage)
+  config.pca.standardize = False  # scale each component to zero mean, unit variance
+
+  config.patch_size = 11
+  config.split = ml_collections.ConfigDict()
+  config.split.protocol = "paper"  # see claresnet_jax.data.make_split
+  config.split.options = ml_collections.ConfigDict()  # protocol-specific make_split arguments
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "claresnet"  # a key of claresnet_jax.models.MODELS
+  config.model.kwargs = ml_collections.ConfigDict(
+      dict(emb_dim=256, base_channels=64, num_layers=3, dropout=0.5))
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.learning_rate = 1e-4
+  config.optimizer.weight_decay = 1e-2
+  config.optimizer.schedule = "constant"  # or "cosine": linear warmup, then cosine decay to 0
+  config.optimizer.warmup_epochs = 0.0
+
+  config.batch_size = 16  # global, over all devices and hosts
+  config.eval_batch_size = 32
+  config.num_epochs = 40
+  config.patience = 40  # epochs without a better validation accuracy before stopping
+  config.class_weights = False  # weight the loss by inverse training-class frequency
+  config.augment = True  # random flips, rotations and noise, as the authors' code
+
+  config.seed = 42
+  config.num_runs = 1  # >1: runs with seeds seed, seed+1, ... in workdir/run_<i>
+  return config

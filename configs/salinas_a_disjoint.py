@@ -1,0 +1,9 @@
+"""Salinas-A on a spatially disjoint split, PCA fitted on training pixels only (see ip_disjoint.py)."""
+from configs import salinas_a
+
+
+def get_config():
+  config = salinas_a.get_config()
+  config.split.protocol = "disjoint"
+  config.pca.fit_on = "train"
+  return config

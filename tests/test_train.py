@@ -1,0 +1,283 @@
+"""The training loop and evaluation end to end on Salinas-A with a tiny CLAReSNet.
+
+One run goes through the real entry points (train.py, eval.py); resume, NaN,
+full-disk and config checks run in-process. Compiled programs are shared
+between the test processes through a persistent compilation cache.
+"""
+import errno
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from claresnet_jax import data, evaluate, models, train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# The embedded default with a tiny model, on the paper split, or with ":small" on a small
+# training set (40 pixels a class) for quick in-process runs.
+TINY_CONFIG = '''
+import ml_collections
+from configs import salinas_a
+
+
+def get_config(split="paper"):
+  config = salinas_a.get_config()
+  config.model.kwargs.update(emb_dim=16, base_channels=8, num_layers=1)
+  config.pca.components = 6
+  config.patch_size = 5
+  # A constant rate compiles the same step for any run length, so runs share compiled code.
+  config.optimizer.schedule = "constant"
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.warmup_epochs = 0.0
+  config.batch_size = 16
+  config.eval_batch_size = 64
+  config.num_epochs = 2
+  config.patience = 2
+  if split == "small":
+    config.split.protocol = "per_class"
+    config.split.options = ml_collections.ConfigDict(dict(train_per_class=40, val_per_class=30))
+  return config
+'''
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+  """A persistent XLA cache for the session's processes: each program compiles once.
+
+  Yields the environment variables that give a subprocess the same cache.
+  """
+  path = tmp_path_factory.getbasetemp() / "xla_cache"
+  settings = {"jax_compilation_cache_dir": str(path),
+              "jax_persistent_cache_min_compile_time_secs": 0.0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  previous = {k: getattr(jax.config, k) for k in settings}
+  for k, v in settings.items():
+    jax.config.update(k, v)
+  yield {k.upper(): str(v) for k, v in settings.items()}
+  for k, v in previous.items():
+    jax.config.update(k, v)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+  path = tmp_path_factory.mktemp("configs") / "tiny.py"
+  path.write_text(TINY_CONFIG)
+  return path
+
+
+def tiny_config(config_file) -> ml_collections.ConfigDict:
+  """The tiny config on the small training set, for in-process runs."""
+  sys.path.insert(0, str(REPO))
+  try:
+    namespace = {}
+    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)  # pylint: disable=exec-used
+  finally:
+    sys.path.remove(str(REPO))
+  return namespace["get_config"]("small")
+
+
+def run_script(args, env_extra, **kwargs):
+  env = dict(os.environ, **env_extra)
+  return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=900, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, config_file, compile_cache):
+  """python train.py ... && python eval.py ..., two epochs of the tiny config."""
+  workdir = tmp_path_factory.mktemp("run") / "salinas_a"
+  for args in (["train.py", f"--config={config_file}", f"--workdir={workdir}"],
+               ["eval.py", f"--workdir={workdir}"]):
+    result = run_script(args, compile_cache)
+    assert result.returncode == 0, result.stderr[-5000:]
+  return workdir
+
+
+def test_end_to_end_metrics_figures_and_report(trained_run):
+  m = json.loads((trained_run / "metrics.json").read_text())
+  for key in ("overall_accuracy", "balanced_accuracy", "kappa", "mcc", "ari"):
+    assert isinstance(m[key], float) and -1.0 <= m[key] <= 1.0, key
+  assert 0.0 <= m["overall_accuracy"] <= 1.0 and 0.0 <= m["balanced_accuracy"] <= 1.0
+  assert m["centroid_distance"] > 0.0
+  assert m["class_ids"] == [1, 10, 11, 12, 13, 14]
+  confusion = np.array(m["confusion_matrix"])
+  assert confusion.shape == (6, 6) and confusion.sum() == m["num_test_pixels"]
+  assert m["per_class"]["support"] == confusion.sum(axis=1).tolist()
+  assert np.trace(confusion) / confusion.sum() == pytest.approx(m["overall_accuracy"])
+  for key in ("precision", "recall", "f1", "accuracy", "average_precision"):
+    assert len(m["per_class"][key]) == 6
+  # Above chance: better than always answering the largest test class.
+  assert m["overall_accuracy"] > confusion.sum(axis=1).max() / confusion.sum() + 0.05
+  assert m["checkpoint_epoch"] in (1, 2)
+
+  history = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+  assert [h["epoch"] for h in history] == [1, 2]
+  assert m["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
+  assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+  config = json.loads((trained_run / "config.json").read_text())
+  assert config["num_epochs"] == 2 and config["model"]["kwargs"]["emb_dim"] == 16
+  report = (trained_run / "report.md").read_text()
+  for name in evaluate.FIGURES:
+    png = (trained_run / "figures" / name).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+    assert f"](figures/{name})" in report
+  with np.load(trained_run / "predictions.npz") as p:
+    assert p["prediction_map"].shape == p["entropy_map"].shape == (83, 86)
+    assert ((p["entropy_map"] >= 0) & (p["entropy_map"] <= np.log(6) + 1e-6)).all()
+
+
+def test_best_checkpoint_reproduces_reported_predictions(trained_run):
+  config = train.load_config(trained_run)
+  scene = data.load_scene("salinas_a")
+  cube = data.PCA.load(trained_run / "pca.npz").transform(scene.cube)
+  with np.load(trained_run / "predictions.npz") as p:
+    pixels, predictions, probabilities = p["pixels"], p["predictions"], p["probabilities"]
+  # Patches cut here with numpy, independently of the input pipeline.
+  pad = config.patch_size // 2
+  padded = np.pad(cube, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+  patches = np.stack([padded[r:r + config.patch_size, c:c + config.patch_size]
+                      for r, c in pixels])
+  model = models.create_model("claresnet", 6, **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, 1)
+  target = train.create_train_state(model, tx, patches.shape[1:], 0, train.make_mesh(),
+                                    abstract=True)
+  manager = train.checkpoint_managers(trained_run)["best"]
+  state, meta = train.restore_checkpoint(manager, target)
+  manager.close()
+  assert meta["epoch"] == json.loads((trained_run / "metrics.json").read_text())[
+      "checkpoint_epoch"]
+  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(
+      {"params": state.params, "batch_stats": state.batch_stats}, jnp.asarray(patches))
+  np.testing.assert_array_equal(np.argmax(logits, -1), predictions)
+  np.testing.assert_allclose(jax.nn.softmax(logits), probabilities, atol=1e-5)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, config_file,
+                                                             compile_cache, monkeypatch):
+  config = tiny_config(config_file)
+  train.train_and_evaluate(config, tmp_path / "whole")
+
+  original_write = train.MetricWriter.write
+
+  def interrupt_in_epoch_2(self, record):
+    if record["epoch"] == 2:
+      raise KeyboardInterrupt  # after epoch 2's training, before its checkpoint
+    original_write(self, record)
+
+  monkeypatch.setattr(train.MetricWriter, "write", interrupt_in_epoch_2)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, tmp_path / "resumed")
+  monkeypatch.undo()
+  assert (tmp_path / "resumed" / "checkpoints" / "latest" / "1").is_dir()
+  train.train_and_evaluate(config, tmp_path / "resumed")
+
+  states = {}
+  for name in ("whole", "resumed"):
+    history = train.read_history(tmp_path / name)
+    for h in history:
+      del h["epoch_seconds"]
+    states[name] = (_restore(config, tmp_path / name, "latest"), history)
+  (whole, whole_history), (resumed, resumed_history) = states["whole"], states["resumed"]
+  assert [h["epoch"] for h in resumed_history] == [1, 2]
+  assert resumed_history == whole_history
+  chex.assert_trees_all_equal(resumed[0].params, whole[0].params)
+  chex.assert_trees_all_equal(resumed[0].opt_state, whole[0].opt_state)
+  chex.assert_trees_all_equal(resumed[0].batch_stats, whole[0].batch_stats)
+  assert int(resumed[0].step) == int(whole[0].step) and resumed[1] == whole[1]
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
+    tmp_path, config_file, compile_cache, monkeypatch):
+  config = tiny_config(config_file)
+  steps_per_epoch = 6 * 40 // config.batch_size
+  original = data.train_batches
+
+  def nan_in_third_batch_of_epoch_2(*args, epoch, **kwargs):
+    for i, batch in enumerate(original(*args, epoch=epoch, **kwargs)):
+      if epoch == 2 and i == 2:
+        batch = dict(batch, patches=batch["patches"].copy())
+        batch["patches"][0, 0, 0, 0] = np.nan
+      yield batch
+
+  monkeypatch.setattr(data, "train_batches", nan_in_third_batch_of_epoch_2)
+  with pytest.raises(FloatingPointError,
+                     match=rf"nan at step {steps_per_epoch + 3};.*last good checkpoint "
+                     r"\(epoch 1\)"):
+    train.train_and_evaluate(config, tmp_path)
+  state, meta = _restore(config, tmp_path, "latest")
+  assert meta["epoch"] == 1 and int(state.step) == steps_per_epoch
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+
+
+def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch):
+  from orbax.checkpoint._src.handlers import json_checkpoint_handler  # pylint: disable=g-import-not-at-top
+  config = train.load_config(trained_run)
+  state, meta = _restore(config, trained_run, "best")
+  manager = train.checkpoint_managers(tmp_path)["latest"]
+  train.save_checkpoint(manager, state, dict(meta, epoch=1))
+
+  async def disk_full(self, item, directory):  # fails after the arrays were written
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", disk_full)
+  with pytest.raises(OSError, match=r"epoch 2 checkpoint .* failed .*No space left.* "
+                     r"previous checkpoint \(epoch 1\) is intact"):
+    train.save_checkpoint(manager, state, dict(meta, epoch=2))
+  monkeypatch.undo()
+  manager.close()
+  assert train.checkpoint_managers(tmp_path)["latest"].all_steps() == [1]
+  restored, restored_meta = _restore(config, tmp_path, "latest")
+  assert restored_meta["epoch"] == 1
+  chex.assert_trees_all_equal(restored.params, state.params)
+
+
+def test_refuses_workdir_trained_with_another_config(trained_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained_run, workdir)
+  saved = (workdir / "config.json").read_text()
+  config = train.load_config(workdir)
+  train.claim_workdir(config, workdir)  # the same config resumes
+  config.optimizer.learning_rate = 1e-2
+  with pytest.raises(ValueError, match=r"another config \(optimizer.learning_rate: 0.003 "
+                     r"there, 0.01 now\).*new --workdir"):
+    train.train_and_evaluate(config, workdir)
+  assert (workdir / "config.json").read_text() == saved
+
+
+def test_unknown_config_key_is_an_error(tmp_path):
+  result = run_script(["train.py", "--config=configs/salinas_a.py", f"--workdir={tmp_path}",
+                       "--config.num_epoch=5"], {})
+  assert result.returncode != 0
+  assert "num_epoch" in result.stderr and "num_epochs" in result.stderr
+  assert not (tmp_path / "config.json").exists()
+
+
+def test_eval_without_checkpoint_says_what_to_do(tmp_path, config_file):
+  with pytest.raises(FileNotFoundError, match="is not a training workdir"):
+    evaluate.evaluate(tmp_path)
+  train.claim_workdir(tiny_config(config_file), tmp_path)
+  with pytest.raises(FileNotFoundError, match=r"No best checkpoint.*Run python train.py"):
+    evaluate.evaluate(tmp_path)
+
+
+def _restore(config, workdir, which):
+  model = models.create_model(config.model.name, 6, **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, 1)  # the schedule's length changes no shape
+  target = train.create_train_state(
+      model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
+      train.make_mesh(), abstract=True)
+  manager = train.checkpoint_managers(workdir)[which]
+  try:
+    return train.restore_checkpoint(manager, target)
+  finally:
+    manager.close()

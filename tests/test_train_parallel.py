@@ -1,0 +1,136 @@
+"""Data parallelism: 4 CPU devices against 1, and two jax.distributed processes against one.
+
+Several devices or processes need a fresh JAX runtime, so each case runs in
+subprocesses; their results come back as files and are compared here.
+"""
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import chex
+import numpy as np
+import pytest
+
+from claresnet_jax import models, train
+from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+ONE_STEP = '''
+import sys
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from claresnet_jax import models, train
+
+assert jax.device_count() == 4, jax.devices()
+# Adam's first step moves each parameter by about lr * g / |g|, which amplifies the
+# reduction-order rounding of a near-zero gradient g in proportion to lr.
+config = ml_collections.ConfigDict(dict(num_epochs=1, optimizer=dict(
+    learning_rate=1e-3, weight_decay=1e-2, schedule="constant", warmup_epochs=0.0)))
+tx, _ = train.make_optimizer(config, 10)
+model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1)
+rng = np.random.default_rng(0)
+batch = {"patches": rng.normal(size=(16, 5, 5, 6)).astype(np.float32),
+         "labels": rng.integers(0, 6, 16).astype(np.int32)}
+weights = np.linspace(0.5, 1.5, 6).astype(np.float32)
+mesh1, mesh4 = train.make_mesh(jax.devices()[:1]), train.make_mesh()
+initial = jax.tree.map(np.asarray, train.create_train_state(model, tx, (5, 5, 6), 0, mesh1))
+flat = {}
+
+
+def save(prefix, tree):
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    flat[prefix + jax.tree_util.keystr(path)] = np.asarray(leaf)
+
+
+save("initial", {"params": initial.params, "batch_stats": initial.batch_stats})
+for name, mesh in (("one", mesh1), ("four", mesh4)):
+  replicated = NamedSharding(mesh, P())
+  sharded = jax.device_put(batch, NamedSharding(mesh, P("data")))
+  assert len(sharded["patches"].addressable_shards) == mesh.size
+  new, metrics = train.jit_train_step(mesh)(jax.device_put(initial, replicated), sharded,
+                                            jax.device_put(weights, replicated))
+  assert new.params["head_5"]["kernel"].sharding.is_fully_replicated
+  save(name, {"params": new.params, "batch_stats": new.batch_stats,
+              "opt_state": new.opt_state, "metrics": metrics})
+np.savez(sys.argv[1], **flat)
+'''
+
+
+def _env(**extra):
+  """This environment without XLA flags (they would change the device count), plus extra."""
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  return dict(env, **extra)
+
+
+def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache):
+  out = tmp_path / "step.npz"
+  result = subprocess.run(
+      [sys.executable, "-c", ONE_STEP, str(out)], cwd=REPO, capture_output=True, text=True,
+      timeout=600, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4",
+                            **compile_cache))
+  assert result.returncode == 0, result.stderr[-5000:]
+  with np.load(out) as z:
+    arrays = dict(z)
+  parts = {name: {k[len(name):]: v for k, v in arrays.items() if k.startswith(name)}
+           for name in ("initial", "one", "four")}
+  one, four, initial = parts["one"], parts["four"], parts["initial"]
+  assert one.keys() == four.keys() and len(one) > 100
+  chex.assert_trees_all_close(four, one, atol=1e-5, rtol=0)
+  assert abs(one["['metrics']['loss']"] - np.log(6)) < 1.0
+  # The step moved the parameters and the BatchNorm statistics by far more than the tolerance.
+  for collection in ("['params']", "['batch_stats']"):
+    moved = max(np.abs(one[k] - v).max() for k, v in initial.items() if k.startswith(collection))
+    assert moved > 1e-4, collection
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tmp_path, config_file, compile_cache):
+  config = tiny_config(config_file)
+  train.train_and_evaluate(config, tmp_path / "single")
+  port = _free_port()
+  processes = [subprocess.Popen(
+      [sys.executable, "train.py", f"--config={config_file}:small",
+       f"--workdir={tmp_path / 'multi'}", f"--coordinator_address=127.0.0.1:{port}",
+       "--num_processes=2", f"--process_id={i}"],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=_env(**compile_cache)) for i in range(2)]
+  try:
+    outputs = [p.communicate(timeout=600) for p in processes]
+  finally:
+    for p in processes:
+      p.kill()
+  for p, (_, err) in zip(processes, outputs):
+    assert p.returncode == 0, err[-5000:]
+
+  histories = {name: train.read_history(tmp_path / name) for name in ("single", "multi")}
+  assert [h["epoch"] for h in histories["multi"]] == [1, 2]
+  for a, b in zip(histories["single"], histories["multi"]):
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+      assert a[key] == pytest.approx(b[key], abs=1e-4), key
+  # Outputs, not raw parameters: a kernel feeding BatchNorm has a gradient of ~0 whose
+  # rounding Adam turns into steps of +-lr, harmless to outputs but not parameter-exact.
+  dataset = train.prepare_dataset(config, tmp_path / "single")
+  model = models.create_model("claresnet", 6, **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, 1)
+  mesh = train.make_mesh()
+  target = train.create_train_state(model, tx, (5, 5, 6), config.seed, mesh, abstract=True)
+  probabilities = {}
+  for name in ("single", "multi"):
+    manager = train.checkpoint_managers(tmp_path / name)["latest"]
+    state, meta = train.restore_checkpoint(manager, target)
+    manager.close()
+    assert meta["epoch"] == 2 and int(state.step) == 2 * 240 // config.batch_size
+    probabilities[name] = train.predict(
+        state, train.jit_predict_step(mesh, with_features=False), mesh, dataset.cube,
+        dataset.split.val, patch_size=5, batch_size=config.eval_batch_size)["probabilities"]
+  np.testing.assert_allclose(probabilities["multi"], probabilities["single"], atol=1e-4)
