@@ -1,0 +1,236 @@
+"""Compares models over seeds on one config's scene and split (the paper's Tables III-IV).
+
+  python -m claresnet_jax.compare --config configs/compare_salinas_a.py \
+      --models rf,svm,xgboost,hybridsn,ssrn,spectralformer,claresnet --seeds 3 \
+      --workdir runs/compare
+
+Deep models train and are selected by `train.train_and_evaluate`; classical
+ones fit the same split's centre-pixel spectra. Every run of a seed sees the
+same split and PCA. Writes DIR/comparison.md and DIR/comparison.json, and each
+run's files under DIR/<model>/seed_<seed>/.
+"""
+from collections.abc import Mapping, Sequence
+import json
+import math
+import pathlib
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from claresnet_jax import classical, data, metrics, models, train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config with a `compare` field (configs/compare_*.py).",
+    lock_config=True)
+_MODELS = flags.DEFINE_list("models", None, "Models to compare, e.g. rf,svm,hybridsn,claresnet.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Runs per model, with seeds config.seed, seed + 1, ...")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the table.")
+flags.mark_flags_as_required(["config", "models", "workdir"])
+
+
+def available_models() -> list[str]:
+  return sorted(set(models.MODELS) | set(classical.CLASSIFIERS))
+
+
+def run_config(config: ml_collections.ConfigDict, name: str, seed: int
+               ) -> ml_collections.ConfigDict:
+  """Model `name`'s config for one seed: `config` with config.compare[name] applied.
+
+  `model.kwargs` become the entry's `kwargs` (a classifier's hyperparameters
+  for a classical model) and the entry's `train` settings are merged in.
+  """
+  settings = config.compare[name]
+  run = config.copy_and_resolve_references()
+  with run.unlocked():
+    del run["compare"]
+    run.model.name = name
+    if "kwargs" in settings:
+      run.model.kwargs = ml_collections.ConfigDict(settings.kwargs.to_dict())
+    run.seed, run.num_runs = seed, 1
+  run.lock()  # A misspelt setting in `train` raises instead of being ignored.
+  run.update(settings.get("train", {}))
+  return run
+
+
+def check_models(config: ml_collections.ConfigDict, names: Sequence[str],
+                 num_classes: int) -> None:
+  """Raises ValueError, before anything trains, on a model that cannot run with `config`."""
+  unknown = [n for n in names if n not in models.MODELS and n not in classical.CLASSIFIERS]
+  if unknown:
+    raise ValueError(f"--models: unknown model(s) {', '.join(unknown)}; available: "
+                     f"{', '.join(available_models())}")
+  missing = [n for n in names if n not in config.get("compare", {})]
+  if missing:
+    raise ValueError(
+        f"--models {', '.join(missing)}: the config has no settings for them in config.compare; "
+        "use a configs/compare_*.py config, or add them (configs/baselines.py has every model's)")
+  for name in names:
+    run = run_config(config, name, config.seed)
+    if name in classical.CLASSIFIERS:
+      classical.create_classifier(name, run.seed, run.model.kwargs.to_dict())
+      continue
+    model = models.create_model(name, num_classes, **run.model.kwargs)
+    if hasattr(model, "check_input"):  # Models that take any patch have none.
+      try:
+        model.check_input(run.patch_size, run.pca.components)
+      except ValueError as e:
+        raise ValueError(f"--models {name} cannot take config.patch_size={run.patch_size} "
+                         f"and config.pca.components={run.pca.components}: {e}") from e
+
+
+def parameter_count(config: ml_collections.ConfigDict, num_classes: int) -> int:
+  """Parameters of the deep model of `run_config` output `config`, on its input shape."""
+  model = models.create_model(config.model.name, num_classes, **config.model.kwargs)
+  x = jax.ShapeDtypeStruct((1, config.patch_size, config.patch_size, config.pca.components),
+                           np.float32)
+  keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  variables = jax.eval_shape(lambda x: model.init(keys, x, train=False), x)
+  return sum(p.size for p in jax.tree_util.tree_leaves(variables["params"]))
+
+
+def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Trains (or resumes) one run and returns its test metrics and centroid distance."""
+  train.train_and_evaluate(config, workdir)
+  dataset = train.prepare_dataset(config, workdir)
+  mesh = train.make_mesh()
+  model = models.create_model(config.model.name, dataset.scene.num_classes,
+                              **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, len(dataset.split.train) // config.batch_size)
+  target = train.create_train_state(
+      model, tx, (config.patch_size, config.patch_size, dataset.cube.shape[-1]),
+      config.seed, mesh, abstract=True)
+  manager = train.checkpoint_managers(workdir)["best"]
+  state, _ = train.restore_checkpoint(manager, target)
+  manager.close()
+  test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
+                       dataset.cube, dataset.split.test, patch_size=config.patch_size,
+                       batch_size=config.eval_batch_size)
+  labels = dataset.labels["test"]
+  return {
+      **metrics.classification_metrics(labels, test["probabilities"].argmax(-1),
+                                       dataset.scene.num_classes),
+      "centroid_distance": metrics.centroid_distance(test["features"], labels),
+  }
+
+
+def run_classical(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
+  """Fits the classifier of `run_config` output `config`; returns its test metrics."""
+  train.claim_workdir(config, workdir)
+  dataset = train.prepare_dataset(config, workdir)  # The deep runs' split and PCA.
+  classifier = classical.create_classifier(config.model.name, config.seed,
+                                           config.model.kwargs.to_dict())
+  predictions = classical.fit_predict(
+      classifier, classical.centre_spectra(dataset.cube, dataset.split.train),
+      dataset.labels["train"], classical.centre_spectra(dataset.cube, dataset.split.test))
+  return metrics.classification_metrics(dataset.labels["test"], predictions,
+                                        dataset.scene.num_classes)
+
+
+def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequence[int],
+            scene: data.Scene) -> str:
+  """What the table measured: scene, split, input, seeds, and each deep model's training."""
+  training = []
+  for name in names:
+    if name in models.MODELS:
+      run = run_config(config, name, seeds[0])
+      training.append(f"{name} {run.num_epochs} epoch{'s' * (run.num_epochs != 1)} of "
+                      f"batch {run.batch_size}")
+  return (f"{scene.name}, {config.split.protocol} split, {config.patch_size}x"
+          f"{config.patch_size} patches of {config.pca.components} PCA components (fitted on "
+          f"{config.pca.fit_on} pixels); mean ± std over {len(seeds)} seeds "
+          f"({', '.join(map(str, seeds))}). Training: {'; '.join(training) or 'none'}. "
+          "Accuracies, kappa, MCC and ARI in percent; centroid distance in each model's "
+          "feature space (n/a: no embedding).")
+
+
+def compare(config: ml_collections.ConfigDict, names: Sequence[str], num_seeds: int,
+            workdir: str | pathlib.Path) -> dict:
+  """Runs every model with every seed and writes comparison.md and comparison.json.
+
+  Returns:
+    The contents of comparison.json: the caption, and per model its
+    {metric: {mean, std}}, parameter count (deep models), seconds and each
+    seed's test metrics.
+  """
+  if num_seeds < 1:
+    raise ValueError(f"--seeds={num_seeds}: need at least one seed")
+  workdir = pathlib.Path(workdir).absolute()
+  options = {k: v for k, v in config.scene_options.items() if v is not None}
+  scene = data.load_scene(config.scene, **options)
+  check_models(config, names, scene.num_classes)
+  seeds = [config.seed + i for i in range(num_seeds)]
+  parameters = {name: parameter_count(run_config(config, name, config.seed), scene.num_classes)
+                for name in names if name in models.MODELS}
+  logging.info("Parameters: %s", parameters)
+
+  runs = {name: [] for name in names}
+  seconds = dict.fromkeys(names, 0.0)
+  start = time.perf_counter()
+  for seed in seeds:
+    for name in names:
+      run, run_dir = run_config(config, name, seed), workdir / name / f"seed_{seed}"
+      logging.info("%s, seed %d -> %s", name, seed, run_dir)
+      tick = time.perf_counter()
+      result = (run_classical if name in classical.CLASSIFIERS else run_deep)(run, run_dir)
+      seconds[name] += time.perf_counter() - tick
+      if jax.process_index() == 0:
+        (run_dir / "test_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+      runs[name].append(result)
+  elapsed = time.perf_counter() - start
+
+  summaries = {name: {"centroid_distance": (math.nan, math.nan),  # No embedding: n/a.
+                      **metrics.summarize(runs[name])} for name in names}
+  results = {
+      "caption": caption(config, names, seeds, scene),
+      "scene": scene.name,
+      "split": config.split.protocol,
+      "seeds": seeds,
+      "elapsed_seconds": elapsed,
+      "class_names": list(scene.class_names),
+      "models": {name: {
+          "metrics": {k: {"mean": _json_number(m), "std": _json_number(s)}
+                      for k, (m, s) in summaries[name].items()},
+          "parameters": parameters.get(name),
+          "seconds": seconds[name],
+          "runs": runs[name],
+      } for name in names},
+  }
+  if jax.process_index() == 0:
+    (workdir / "comparison.json").write_text(json.dumps(results, indent=2) + "\n")
+    (workdir / "comparison.md").write_text(markdown(results, summaries))
+  return results
+
+
+def markdown(results: Mapping, summaries: Mapping[str, Mapping]) -> str:
+  """comparison.md: the caption, the paper's table, parameter counts and times."""
+  entries = results["models"]
+  sizes = ", ".join(f"{name} {m['parameters']:,}" for name, m in entries.items()
+                    if m["parameters"] is not None)
+  timing = ", ".join(f"{name} {m['seconds']:.0f} s" for name, m in entries.items())
+  return (f"{results['caption']}\n\n"
+          f"{metrics.summary_table(summaries, results['class_names'])}\n"
+          f"Parameters: {sizes or 'none (classical models only)'}.\n\n"
+          f"Wall time {results['elapsed_seconds'] / 60:.1f} min ({timing}).\n")
+
+
+def _json_number(x: float) -> float | None:
+  return None if math.isnan(x) else x
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  # Seeds repeat the same programs: each compiles once (kept in the workdir for reruns).
+  jax.config.update("jax_compilation_cache_dir",
+                    str(pathlib.Path(_WORKDIR.value).absolute() / "jax_cache"))
+  compare(_CONFIG.value, _MODELS.value, _SEEDS.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
