@@ -12,7 +12,8 @@ from sklearn import manifold
 
 from claresnet_jax import data, metrics, models, plots, train
 
-# t-SNE costs grow quadratically; a stratum-preserving random subset this large reads the same.
+# t-SNE's cost grows faster than linearly; a random subset of this many test pixels shows
+# the same class structure in seconds.
 TSNE_MAX_POINTS = 3000
 FIGURES = ("classification_map.png", "uncertainty_map.png", "tsne.png", "pr_curves.png",
            "confusion_matrix.png", "training_curves.png")
@@ -77,8 +78,8 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
              predictions=predictions, probabilities=test["probabilities"],
              prediction_map=prediction_map, entropy_map=entropy_map)
     (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-    _draw_figures(workdir / "figures", config.seed, scene, dataset, test, labels,
-                  prediction_map, entropy_map, results)
+    _draw_figures(workdir / "figures", config.seed, scene, test, labels, prediction_map,
+                  entropy_map, results)
     _write_report(workdir, results)
   logging.info("%s test: OA %.4f, AA %.4f, kappa %.4f (best checkpoint: epoch %d)", workdir,
                results["overall_accuracy"], results["balanced_accuracy"], results["kappa"],
@@ -86,7 +87,7 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   return results
 
 
-def _draw_figures(folder, seed, scene, dataset, test, labels, prediction_map, entropy_map,
+def _draw_figures(folder, seed, scene, test, labels, prediction_map, entropy_map,
                   results) -> None:
   folder.mkdir(exist_ok=True)
   names = list(scene.class_names)
@@ -109,23 +110,23 @@ def _draw_figures(folder, seed, scene, dataset, test, labels, prediction_map, en
 
 def _write_report(workdir: pathlib.Path, r: dict) -> None:
   pc = r["per_class"]
-  pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # pylint: disable=unnecessary-lambda-assignment
   lines = [
       f"# {r['model']} on {r['scene']} ({r['split']} split)", "",
       f"Best checkpoint: epoch {r['checkpoint_epoch']} (validation accuracy "
-      f"{pct(r['best_val_accuracy'])}%). Test pixels: {r['num_test_pixels']}; "
-      f"{pct(r['leakage'])}% of them lie inside some training patch (leakage).", "",
+      f"{_percent(r['best_val_accuracy'])}%). Test pixels: {r['num_test_pixels']}; "
+      f"{_percent(r['leakage'])}% of them have a patch overlapping a training pixel's patch "
+      "(leakage).", "",
       "| OA | AA | Kappa | MCC | ARI | Centroid distance |",
       "| --- | --- | --- | --- | --- | --- |",
-      f"| {pct(r['overall_accuracy'])} | {pct(r['balanced_accuracy'])} | {pct(r['kappa'])} | "
-      f"{pct(r['mcc'])} | {pct(r['ari'])} | {r['centroid_distance']:.3f} |", "",
+      "| " + " | ".join(_percent(r[k]) for k in metrics.SCALARS)
+      + f" | {r['centroid_distance']:.3f} |", "",
       "Accuracies, kappa, MCC and ARI in percent.", "",
       "| Class | Precision | Recall (accuracy) | F1 | AP | Support |",
       "| --- | --- | --- | --- | --- | --- |",
   ]
   for k, name in enumerate(r["class_names"]):
-    lines.append(f"| {name} | {pct(pc['precision'][k])} | {pct(pc['recall'][k])} | "
-                 f"{pct(pc['f1'][k])} | {pct(pc['average_precision'][k])} | {pc['support'][k]} |")
+    cells = [_percent(pc[key][k]) for key in ("precision", "recall", "f1", "average_precision")]
+    lines.append(f"| {name} | " + " | ".join(cells) + f" | {pc['support'][k]} |")
   lines.append("")
   titles = {"classification_map.png": "Classification map (every pixel) and ground truth",
             "uncertainty_map.png": "Uncertainty (prediction entropy)",
@@ -136,6 +137,10 @@ def _write_report(workdir: pathlib.Path, r: dict) -> None:
   for name in FIGURES:
     lines += [f"## {titles[name]}", "", f"![{titles[name]}](figures/{name})", ""]
   (workdir / "report.md").write_text("\n".join(lines))
+
+
+def _percent(value: float | None) -> str:
+  return "n/a" if value is None else f"{100 * value:.2f}"
 
 
 def _evaluate_runs(workdir: pathlib.Path, runs: list[pathlib.Path]) -> dict:

@@ -85,7 +85,8 @@ def centroid_distance(features: np.ndarray, labels: np.ndarray) -> float:
   labels = np.asarray(labels)
   classes = np.unique(labels)
   if classes.size < 2:
-    raise ValueError(f"centroid_distance needs at least two classes in labels, got {classes.tolist()}")
+    raise ValueError("centroid_distance needs at least two classes in labels, got "
+                     f"{classes.tolist()}")
   centroids = np.stack([features[labels == c].mean(axis=0) for c in classes])
   return float(spatial.distance.pdist(centroids).mean())
 

@@ -92,7 +92,11 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
 
 def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """AdamW with a linear warmup, then a constant or cosine-decayed learning rate."""
+  """AdamW with a linear warmup, then a constant or cosine-decayed learning rate.
+
+  With `config.optimizer.clip_norm` > 0, gradients are first clipped to that
+  global norm (the spectral LSTM/GRU layers can produce gradient spikes).
+  """
   o = config.optimizer
   warmup = round(o.warmup_epochs * steps_per_epoch)
   if o.schedule == "constant":
@@ -104,7 +108,10 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int
                                                       warmup + 1))
   else:
     raise ValueError(f"config.optimizer.schedule={o.schedule!r}; use 'constant' or 'cosine'")
-  return optax.adamw(schedule, weight_decay=o.weight_decay), schedule
+  tx = optax.adamw(schedule, weight_decay=o.weight_decay)
+  if o.clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(o.clip_norm), tx)
+  return tx, schedule
 
 
 def create_train_state(model: flax.linen.Module, tx: optax.GradientTransformation,

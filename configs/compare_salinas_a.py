@@ -19,7 +19,7 @@ def with_cpu_baselines(config):
   return config
 
 
-EPOCHS = dict(hybridsn=2, ssrn=1, spectralformer=8, claresnet=1)
+EPOCHS = dict(hybridsn=2, ssrn=1, spectralformer=4, claresnet=1)
 
 
 def get_config():

@@ -37,6 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 1e-2
   config.optimizer.schedule = "constant"  # or "cosine": linear warmup, then cosine decay to 0
   config.optimizer.warmup_epochs = 0.0
+  config.optimizer.clip_norm = 0.0  # >0: clip gradients to this global norm
 
   config.batch_size = 16  # global, over all devices and hosts
   config.eval_batch_size = 32

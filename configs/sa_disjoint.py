@@ -1,4 +1,4 @@
-"""Salinas on a spatially disjoint split, PCA fitted on training pixels only (see ip_disjoint.py)."""
+"""Salinas on a spatially disjoint split, PCA fitted on training pixels only (ip_disjoint.py)."""
 from configs import sa
 
 

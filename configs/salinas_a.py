@@ -1,7 +1,11 @@
-"""The embedded default: the bundled Salinas-A scene, sized for a 2-core CPU (minutes).
+"""The embedded default: the bundled Salinas-A scene on the paper split, minutes on a 2-core CPU.
 
-The paper's split, PCA 30 and 11x11 patches, with the training settings
-reduced and changed by measurement (README.md, "Training and evaluation").
+Reduced from the paper's protocol, by measurement (README.md, "Training and
+evaluation"): 15 PCA components (99.98% of the variance) and 7x7 patches
+make a step 6x cheaper than 30 and 11x11; a 64-wide, 2-layer CLAReSNet.
+Training settings that converge in a few epochs: standardised components,
+AdamW at 1e-3 with a one-epoch warmup and cosine decay, gradients clipped
+to norm 1 (without it this rate diverges), batch 32, class weights.
 """
 from configs import default
 
@@ -9,16 +13,17 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.scene = "salinas_a"
+  config.pca.components = 15
   config.pca.standardize = True
-  config.model.kwargs.emb_dim = 64
-  config.model.kwargs.base_channels = 16
-  config.model.kwargs.num_layers = 2
+  config.patch_size = 7
+  config.model.kwargs.update(emb_dim=64, base_channels=16, num_layers=2)
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule = "cosine"
   config.optimizer.warmup_epochs = 1.0
+  config.optimizer.clip_norm = 1.0
   config.batch_size = 32
   config.eval_batch_size = 128
-  config.num_epochs = 6
-  config.patience = 6
+  config.num_epochs = 10
+  config.patience = 3
   config.class_weights = True
   return config

@@ -1,4 +1,4 @@
-"""Salinas-A on a spatially disjoint split, PCA fitted on training pixels only (see ip_disjoint.py)."""
+"""Salinas-A on a spatially disjoint split, PCA fitted on training pixels (ip_disjoint.py)."""
 from configs import salinas_a
 
 

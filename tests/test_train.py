@@ -5,6 +5,7 @@ full-disk and config checks run in-process. Compiled programs are shared
 between the test processes through a persistent compilation cache.
 """
 import errno
+import importlib.util
 import json
 import os
 import pathlib
@@ -17,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from orbax.checkpoint._src.handlers import json_checkpoint_handler
 import pytest
+import tensorflow as tf
 
 from claresnet_jax import data, evaluate, models, train
 
@@ -77,13 +80,14 @@ def config_file(tmp_path_factory):
 
 def tiny_config(config_file) -> ml_collections.ConfigDict:
   """The tiny config on the small training set, for in-process runs."""
-  sys.path.insert(0, str(REPO))
+  spec = importlib.util.spec_from_file_location("tiny_config", config_file)
+  module = importlib.util.module_from_spec(spec)
+  sys.path.insert(0, str(REPO))  # for its `from configs import ...`
   try:
-    namespace = {}
-    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)  # pylint: disable=exec-used
+    spec.loader.exec_module(module)
   finally:
     sys.path.remove(str(REPO))
-  return namespace["get_config"]("small")
+  return module.get_config("small")
 
 
 def run_script(args, env_extra, **kwargs):
@@ -123,7 +127,11 @@ def test_end_to_end_metrics_figures_and_report(trained_run):
   history = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
   assert [h["epoch"] for h in history] == [1, 2]
   assert m["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
-  assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+  events = [tf.compat.v1.Event.FromString(record.numpy()) for path in
+            (trained_run / "tensorboard").glob("events.out.tfevents.*")
+            for record in tf.data.TFRecordDataset(str(path))]
+  logged = {(v.tag, e.step) for e in events for v in e.summary.value}
+  assert {("val_accuracy", 1), ("val_accuracy", 2), ("train_loss", 2)} <= logged
   config = json.loads((trained_run / "config.json").read_text())
   assert config["num_epochs"] == 2 and config["model"]["kwargs"]["emb_dim"] == 16
   report = (trained_run / "report.md").read_text()
@@ -196,6 +204,27 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, config_fi
   assert int(resumed[0].step) == int(whole[0].step) and resumed[1] == whole[1]
 
 
+def test_several_seeds_and_their_summary(tmp_path, config_file, compile_cache, monkeypatch):
+  config = tiny_config(config_file)
+  config.update(num_runs=2, num_epochs=1, patience=1)
+  train.train_and_evaluate(config, tmp_path)
+  assert [train.load_config(tmp_path / f"run_{i}").seed for i in (0, 1)] == [42, 43]
+  splits = [np.load(tmp_path / f"run_{i}" / "split.npz")["train"] for i in (0, 1)]
+  assert not np.array_equal(*splits)  # each seed draws its own split
+  monkeypatch.setattr(evaluate, "TSNE_MAX_POINTS", 100)
+  summary = evaluate.evaluate(tmp_path)
+  oa = [json.loads((tmp_path / f"run_{i}" / "metrics.json").read_text())["overall_accuracy"]
+        for i in (0, 1)]
+  mean, std = np.mean(oa), np.std(oa, ddof=1)
+  assert summary["overall_accuracy"] == pytest.approx((mean, std))
+  saved = json.loads((tmp_path / "summary.json").read_text())
+  assert saved["runs"] == ["run_0", "run_1"]
+  assert saved["kappa"]["mean"] == pytest.approx(summary["kappa"][0])
+  table = (tmp_path / "summary.md").read_text()
+  assert f"| OA | {100 * mean:.2f} ± {100 * std:.2f} |" in table
+  assert "| Lettuce_romaine_4wk |" in table
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
     tmp_path, config_file, compile_cache, monkeypatch):
   config = tiny_config(config_file)
@@ -220,7 +249,6 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
 
 
 def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch):
-  from orbax.checkpoint._src.handlers import json_checkpoint_handler  # pylint: disable=g-import-not-at-top
   config = train.load_config(trained_run)
   state, meta = _restore(config, trained_run, "best")
   manager = train.checkpoint_managers(tmp_path)["latest"]

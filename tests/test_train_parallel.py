@@ -21,16 +21,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ONE_STEP = '''
 import sys
 import jax
-import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 from claresnet_jax import models, train
+from configs import default
 
 assert jax.device_count() == 4, jax.devices()
 # Adam's first step moves each parameter by about lr * g / |g|, which amplifies the
 # reduction-order rounding of a near-zero gradient g in proportion to lr.
-config = ml_collections.ConfigDict(dict(num_epochs=1, optimizer=dict(
-    learning_rate=1e-3, weight_decay=1e-2, schedule="constant", warmup_epochs=0.0)))
+config = default.get_config()  # AdamW, weight decay 1e-2, a constant rate
+config.optimizer.learning_rate = 1e-3
 tx, _ = train.make_optimizer(config, 10)
 model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1)
 rng = np.random.default_rng(0)
