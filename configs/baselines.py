@@ -3,7 +3,8 @@
 One entry per model of `python -m claresnet_jax.compare --models ...`:
 `kwargs` are the model's (or classifier's) constructor arguments, and a deep
 model's `train` is merged into the experiment config for its runs. Deep
-baselines follow their papers where the training loop allows; README.md
+baselines follow their papers where the training loop allows (no gradient
+clipping, no warmup, a constant rate unless stated); README.md
 ("Baselines and comparison") lists what the papers leave open and each choice.
 """
 import ml_collections
@@ -21,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
       kwargs=dict(dropout=0.4),
       train=dict(
           optimizer=dict(learning_rate=1e-3, weight_decay=0.0, schedule="constant",
-                         warmup_epochs=0.0),
+                         warmup_epochs=0.0, clip_norm=0.0),
           batch_size=256, num_epochs=100, patience=100))
   # SSRN (Zhong et al., 2018): RMSprop at 3e-4 in the paper (the loop has AdamW:
   # Adam at that rate), batch 16, 200 epochs, dropout 0.5 before the head.
@@ -29,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
       kwargs=dict(dropout=0.5),
       train=dict(
           optimizer=dict(learning_rate=3e-4, weight_decay=0.0, schedule="constant",
-                         warmup_epochs=0.0),
+                         warmup_epochs=0.0, clip_norm=0.0),
           batch_size=16, num_epochs=200, patience=200))
   # SpectralFormer (Hong et al., 2022), the authors' demo.py: Adam at 5e-4 with
   # weight decay 5e-3 (here decoupled, AdamW), batch 64, 1000 epochs.
@@ -37,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
       kwargs=dict(dropout=0.1, emb_dropout=0.1),
       train=dict(
           optimizer=dict(learning_rate=5e-4, weight_decay=5e-3, schedule="constant",
-                         warmup_epochs=0.0),
+                         warmup_epochs=0.0, clip_norm=0.0),
           batch_size=64, num_epochs=1000, patience=1000))
   # CLAReSNet: the experiment config's own model and training settings.
   c.claresnet = dict(train=dict())
