@@ -8,7 +8,7 @@ settings except the number of epochs, cut by measurement so that 7 models x
 from configs import baselines
 from configs import salinas_a
 
-EPOCHS = dict(hybridsn=8, ssrn=4, spectralformer=15, claresnet=5)
+EPOCHS = dict(hybridsn=5, ssrn=3, spectralformer=6, claresnet=4)
 
 
 def with_cpu_baselines(config):
