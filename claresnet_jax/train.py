@@ -95,7 +95,7 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int
   """AdamW with a linear warmup, then a constant or cosine-decayed learning rate.
 
   With `config.optimizer.clip_norm` > 0, gradients are first clipped to that
-  global norm (the spectral LSTM/GRU layers can produce gradient spikes).
+  global norm, which keeps higher learning rates stable (README.md).
   """
   o = config.optimizer
   warmup = round(o.warmup_epochs * steps_per_epoch)

@@ -15,6 +15,7 @@ import sys
 
 import chex
 import jax
+from jax.experimental.compilation_cache import compilation_cache
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -66,9 +67,11 @@ def compile_cache(tmp_path_factory):
   previous = {k: getattr(jax.config, k) for k in settings}
   for k, v in settings.items():
     jax.config.update(k, v)
+  compilation_cache.reset_cache()  # JAX decides on the cache at its first compilation
   yield {k.upper(): str(v) for k, v in settings.items()}
   for k, v in previous.items():
     jax.config.update(k, v)
+  compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +93,10 @@ def tiny_config(config_file) -> ml_collections.ConfigDict:
   return module.get_config("small")
 
 
-def run_script(args, env_extra, **kwargs):
+def run_script(args, env_extra):
   env = dict(os.environ, **env_extra)
   return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=900, **kwargs)
+                        text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
