@@ -161,8 +161,7 @@ def compare(config: ml_collections.ConfigDict, names: Sequence[str], num_seeds: 
   if num_seeds < 1:
     raise ValueError(f"--seeds={num_seeds}: need at least one seed")
   workdir = pathlib.Path(workdir).absolute()
-  options = {k: v for k, v in config.scene_options.items() if v is not None}
-  scene = data.load_scene(config.scene, **options)
+  scene = train.load_scene(config)  # The deep runs' scene, excluded classes left out.
   check_models(config, names, scene.num_classes)
   seeds = [config.seed + i for i in range(num_seeds)]
   parameters = {name: parameter_count(run_config(config, name, config.seed), scene.num_classes)

@@ -48,14 +48,21 @@ class Dataset:
 # ----------------------------------------------------------------------------- data
 
 
+def load_scene(config: ml_collections.ConfigDict) -> data.Scene:
+  """The config's scene, with the classes of `config.exclude_classes` made unlabelled."""
+  options = {k: v for k, v in config.scene_options.items() if v is not None}
+  scene = data.load_scene(config.scene, **options)
+  # Workdirs saved before the key existed have no exclude_classes.
+  return scene.without_classes(config.get("exclude_classes") or ())
+
+
 def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Dataset:
   """Loads the scene and projects it; the split and PCA are made once and kept in the workdir.
 
   A rerun (resume, evaluation) reads `split.npz` and `pca.npz` back, so every
   stage uses the same pixels and the same projection.
   """
-  options = {k: v for k, v in config.scene_options.items() if v is not None}
-  scene = data.load_scene(config.scene, **options)
+  scene = load_scene(config)
   split_path, pca_path = workdir / "split.npz", workdir / "pca.npz"
   if split_path.exists():
     with np.load(split_path) as z:

@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   # For a user's file: its ground-truth file and variable names (see data.load_scene).
   config.scene_options = ml_collections.ConfigDict(
       dict(gt=None, cube_key=None, gt_key=None, data_dir=None))
+  config.exclude_classes = ()  # label values made unlabelled everywhere (Scene.without_classes)
 
   config.pca = ml_collections.ConfigDict()
   config.pca.components = 30

@@ -138,6 +138,31 @@ def test_bad_arrays_are_named(tmp_path):
     data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "gt.npy", class_names=["a", "b", "c"])
 
 
+def test_without_classes_makes_them_unlabelled():
+  scene = data.load_scene("salinas_a")
+  reduced = scene.without_classes([10, 13])
+  assert reduced.class_ids.tolist() == [1, 11, 12, 14] and reduced.num_classes == 4
+  assert reduced.class_names == ["Brocoli_green_weeds_1", "Lettuce_romaine_4wk",
+                                 "Lettuce_romaine_5wk", "Lettuce_romaine_7wk"]
+  excluded = np.isin(scene.gt, [10, 13])
+  assert (reduced.gt[excluded] == 0).all()
+  np.testing.assert_array_equal(reduced.gt[~excluded], scene.gt[~excluded])
+  assert reduced.gt.dtype == scene.gt.dtype
+  np.testing.assert_array_equal(reduced.cube, scene.cube)
+  assert scene.class_ids.tolist() == [1, 10, 11, 12, 13, 14]  # the original is untouched
+  assert (scene.gt == 10).sum() == 1343
+  assert scene.without_classes(()) is scene
+
+
+def test_without_classes_errors_name_the_values():
+  scene = data.load_scene("salinas_a")
+  with pytest.raises(ValueError, match=r"Cannot exclude \[2, 99\]: not classes of salinas_a.*"
+                     r"1 Brocoli_green_weeds_1, 10 Corn_senesced_green_weeds"):
+    scene.without_classes([1, 2, 99])
+  with pytest.raises(ValueError, match=r"would leave salinas_a without any class"):
+    scene.without_classes(scene.class_ids)
+
+
 # The download path, against a local HTTP server.
 
 

@@ -1,9 +1,15 @@
 """Splits on the bundled Salinas-A and small rasters; the leakage audit."""
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
 from claresnet_jax import data
+from claresnet_jax.data import scenes
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +85,30 @@ def test_disjoint_reports_classes_too_small_to_separate():
   raster[25:29, 25:29] = 2  # a 4x4 field: no pixel lies 11 pixels from its test part
   with pytest.raises(ValueError, match=r"Classes \[2\] keep no training pixel"):
     data.make_split(raster, "disjoint", seed=0, patch_size=11)
+
+
+def test_ip_disjoint_splits_once_small_classes_are_excluded(shared_dir):
+  sys.path.insert(0, str(REPO))  # for configs/
+  try:
+    from configs import ip_disjoint  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.remove(str(REPO))
+  config = ip_disjoint.get_config()
+  info = scenes.SCENES["indian_pines"]
+  labels = scenes.read_array(shared_dir / "data/indian_pines/Indian_pines_gt.mat", ndim=2,
+                             key=info.gt.key)
+  # The cube is not shipped; the split only needs the ground truth.
+  scene = scenes.scene_from_arrays(info, np.zeros(info.shape, np.float32), labels,
+                                   cube_source="zeros", gt_source="Indian_pines_gt.mat")
+  split_args = dict(seed=config.seed, patch_size=config.patch_size, **config.split.options)
+  with pytest.raises(ValueError, match=r"Classes \[1, 4, 7, 9, 16\] keep no training pixel"):
+    data.make_split(scene.gt, config.split.protocol, **split_args)
+  reduced = scene.without_classes(config.exclude_classes)
+  split = data.make_split(reduced.gt, config.split.protocol, **split_args)
+  assert reduced.num_classes == 11
+  for part in (split.train, split.val, split.test):
+    assert set(_counts(scene.gt, part)) == set(reduced.class_ids.tolist())
+  assert data.leakage(split, config.patch_size) == 0.0
 
 
 def test_per_class_and_fraction_counts(gt):

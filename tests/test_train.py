@@ -301,6 +301,21 @@ def test_eval_without_checkpoint_says_what_to_do(tmp_path, config_file):
     evaluate.evaluate(tmp_path)
 
 
+def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):
+  config = tiny_config(config_file)
+  config.exclude_classes = (10, 13)
+  dataset = train.prepare_dataset(config, tmp_path)
+  assert dataset.scene.class_ids.tolist() == [1, 11, 12, 14]
+  original = data.load_scene("salinas_a").gt
+  for part in ("train", "val", "test"):
+    pixels = getattr(dataset.split, part)
+    assert set(np.unique(original[pixels[:, 0], pixels[:, 1]]).tolist()) == {1, 11, 12, 14}
+    assert set(dataset.labels[part].tolist()) == {0, 1, 2, 3}
+  # A config saved before exclude_classes existed keeps every class.
+  saved = ml_collections.ConfigDict({k: v for k, v in config.items() if k != "exclude_classes"})
+  assert train.load_scene(saved).num_classes == 6
+
+
 def _restore(config, workdir, which):
   model = models.create_model(config.model.name, 6, **config.model.kwargs)
   tx, _ = train.make_optimizer(config, 1)  # the schedule's length changes no shape

@@ -32,6 +32,29 @@ class Scene:
   def num_classes(self) -> int:
     return len(self.class_ids)
 
+  def without_classes(self, label_values: Sequence[int]) -> Scene:
+    """This scene with the classes of `label_values` made unlabelled (gt 0) everywhere.
+
+    Splits, training, metrics and maps then never see them (DeepHyperX's
+    "ignored labels"), e.g. fields too small to split disjointly.
+    """
+    values = sorted({int(v) for v in label_values})
+    if not values:
+      return self
+    known = self.class_ids.tolist()
+    unknown = [v for v in values if v not in known]
+    if unknown:
+      classes = ", ".join(f"{i} {n}" for i, n in zip(known, self.class_names))
+      raise ValueError(f"Cannot exclude {unknown}: not classes of {self.name}, whose label "
+                       f"values are {classes}")
+    keep = [k for k, v in enumerate(known) if v not in values]
+    if not keep:
+      raise ValueError(f"Excluding {values} would leave {self.name} without any class; keep "
+                       "at least one")
+    gt = np.where(np.isin(self.gt, values), 0, self.gt).astype(self.gt.dtype)
+    return dataclasses.replace(self, gt=gt, class_ids=self.class_ids[keep],
+                               class_names=[self.class_names[k] for k in keep])
+
 
 @dataclasses.dataclass(frozen=True)
 class SceneFile:

@@ -183,8 +183,9 @@ def _disjoint(gt, *, seed, patch_size, test_size=0.2, val_size=0.1) -> Split:
     raise ValueError(
         f"Classes {lost} keep no training pixel in the 'disjoint' split (best of 8 "
         f"directions): all their pixels lie within {patch_size - 1} pixels (the buffer for "
-        f"patch_size={patch_size}) of held-out pixels. Their fields are too small to split; use "
-        "a smaller patch_size or the 'per_class'/'paper' protocol")
+        f"patch_size={patch_size}) of held-out pixels. Their fields are too small to split; leave "
+        "them out (config.exclude_classes, Scene.without_classes), or use a smaller "
+        "patch_size or the 'per_class'/'paper' protocol")
   return Split(pixels[train], pixels[part == 1], pixels[part == 2])
 
 
