@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import data, models, train
+from claresnet_jax import cli, data, models, train
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -223,4 +223,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -23,7 +23,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from claresnet_jax import classical, data, metrics, models, train
+from claresnet_jax import classical, cli, data, metrics, models, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config with a `compare` field (configs/compare_*.py).",
@@ -232,4 +232,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)
