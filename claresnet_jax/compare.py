@@ -139,8 +139,11 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
   for name in names:
     if name in models.MODELS:
       run = run_config(config, name, seeds[0])
-      training.append(f"{name} {run.num_epochs} epoch{'s' * (run.num_epochs != 1)} of "
-                      f"batch {run.batch_size}")
+      epochs = f"{run.num_epochs} epoch{'s' * (run.num_epochs != 1)}"
+      if run.patience < run.num_epochs:
+        epochs = (f"at most {epochs} (stopping after {run.patience} without a better "
+                  "validation accuracy)")
+      training.append(f"{name} {epochs} of batch {run.batch_size}")
   return (f"{scene.name}, {config.split.protocol} split, {config.patch_size}x"
           f"{config.patch_size} patches of {config.pca.components} PCA components (fitted on "
           f"{config.pca.fit_on} pixels); mean ± std over {len(seeds)} seeds "

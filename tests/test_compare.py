@@ -103,3 +103,14 @@ def test_comparison_end_to_end(config, tmp_path):
   assert centroid_row.count("n/a") == 2
   assert (f"Parameters: spectralformer "
           f"{result['models']['spectralformer']['parameters']:,}.") in table
+
+
+def test_caption_states_each_deep_models_training(config, scene_file):
+  from claresnet_jax import data  # pylint: disable=g-import-not-at-top
+  scene = data.load_scene(scene_file, cube_key="cube", gt_key="gt")
+  text = compare.caption(config, ["rf", "spectralformer", "claresnet"], [42, 43, 44], scene)
+  assert "spectralformer 1 epoch of batch 64" in text
+  claresnet = config.compare.claresnet.train
+  assert (f"claresnet at most {claresnet.num_epochs} epochs (stopping after "
+          f"{claresnet.patience} without a better validation accuracy) of batch 32") in text
+  assert "rf" not in text.split("Training:")[1] and "3 seeds (42, 43, 44)" in text
