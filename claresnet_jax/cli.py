@@ -10,7 +10,7 @@ from absl import logging
 # XLA:CPU allocates its large per-step buffers anew on every call. By default glibc
 # returns each one to the kernel on free and page-faults it in again on the next
 # step; keeping freed memory in the heap (no mmap, no trimming) on transparent huge
-# pages made the paper model's CPU train step about 1.3x faster (BENCHMARKS.md).
+# pages gave the paper model 1.25-1.5x the CPU training throughput (BENCHMARKS.md).
 GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
                   "glibc.malloc.trim_threshold=68719476736")
 
