@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from claresnet_jax.models import CLAReSNet, create_model
-from claresnet_jax.models import layers, spatial, spectral
+from claresnet_jax.models import spatial, spectral
 
 TINY = dict(emb_dim=16, base_channels=8, num_layers=2)
 
@@ -128,27 +128,6 @@ def test_single_layer_model_has_no_fusion():
   model = CLAReSNet(num_classes=3, emb_dim=16, base_channels=8, num_layers=1)
   params = _param_shapes(model, (1, 5, 5, 4))["params"]
   assert "cross_attn" not in params and "encoder_layers_0" in params
-
-
-@pytest.mark.parametrize("kernel,dilation,channels", [(3, 1, 8), (3, 4, 8), (7, 1, 4), (5, 1, 1)])
-def test_convolution_gradients_match_xla_convolution(kernel, dilation, channels):
-  # Conv's kernel gradient is computed as a matmul on the CPU (layers.same_conv).
-  x = jax.random.normal(jax.random.key(0), (6, 11, 11, channels))
-  w = jax.random.normal(jax.random.key(1), (kernel, kernel, channels, 5))
-  pad = dilation * (kernel // 2)
-
-  def xla_conv(x, w):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), [(pad, pad)] * 2,
-                                        rhs_dilation=(dilation, dilation),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-  def loss(conv):
-    return lambda x, w: jnp.sum(jnp.sin(conv(x, w)) * jnp.arange(5))
-
-  ours = jax.jit(jax.grad(loss(lambda x, w: layers.same_conv(x, w, dilation)), (0, 1)))(x, w)
-  expected = jax.grad(loss(xla_conv), (0, 1))(x, w)
-  for got, want in zip(ours, expected):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
 def test_upsampling_matches_half_pixel_linear_resize():

@@ -8,7 +8,6 @@ import functools
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 # torch.nn.GELU is the exact (erf) form; flax's default is the tanh approximation.
 gelu = functools.partial(nn.gelu, approximate=False)
@@ -50,62 +49,7 @@ def Conv(features: int, kernel: int, dtype, dilation: int = 1, name: str | None 
   pad = dilation * (kernel // 2)
   return nn.Conv(features, (kernel, kernel), padding=((pad, pad), (pad, pad)),
                  kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
-                 conv_general_dilated=_conv, name=name)
-
-
-def _xla_conv(x, kernel, dilation):
-  pad = dilation * (kernel.shape[0] // 2)
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((pad, pad), (pad, pad)),
-                                      rhs_dilation=(dilation, dilation),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def same_conv(x, kernel, dilation):
-  """`Conv`'s convolution; on the CPU its kernel gradient is one matmul (below)."""
-  return _xla_conv(x, kernel, dilation)
-
-
-def _same_conv_fwd(x, kernel, dilation):
-  return _xla_conv(x, kernel, dilation), (x, kernel)
-
-
-def _kernel_grad_as_matmul(x, dy, dilation, kernel_shape):
-  """dy^T times the k*k shifted copies of x: the kernel gradient as one matmul.
-
-  XLA:CPU computes a convolution's kernel gradient several times slower than a
-  matmul of the same work; this form gave the paper model 1.1x the CPU training
-  throughput (BENCHMARKS.md).
-  """
-  k, _, cin, cout = kernel_shape
-  pad = dilation * (k // 2)
-  height, width = x.shape[1:3]
-  padded = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-  taps = jnp.stack([padded[:, i * dilation:i * dilation + height, j * dilation:j * dilation + width]
-                    for i in range(k) for j in range(k)], axis=-2)
-  grad = jnp.matmul(dy.reshape(-1, cout).T, taps.reshape(-1, k * k * cin),
-                    preferred_element_type=jnp.float32)
-  return grad.T.reshape(kernel_shape)
-
-
-def _same_conv_bwd(dilation, residuals, dy):
-  x, kernel = residuals
-  dx = jax.vjp(lambda x: _xla_conv(x, kernel, dilation), x)[1](dy)[0]
-  dk = jax.lax.platform_dependent(
-      x, dy,
-      cpu=lambda x, dy: _kernel_grad_as_matmul(x, dy, dilation, kernel.shape),
-      default=lambda x, dy: jax.vjp(lambda k: _xla_conv(x, k, dilation), kernel)[1](dy)[0])
-  return dx, dk.astype(kernel.dtype)
-
-
-same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
-
-
-def _conv(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-          feature_group_count, precision):
-  """nn.Conv's hook: `Conv` always passes stride 1, 'same' padding, NHWC and HWIO."""
-  del window_strides, padding, lhs_dilation, dimension_numbers, feature_group_count, precision
-  return same_conv(lhs, rhs, rhs_dilation[0])
+                 name=name)
 
 
 def MultiHeadAttention(dtype, name: str | None = None) -> nn.MultiHeadDotProductAttention:
