@@ -26,6 +26,7 @@ from sklearn.utils import class_weight
 import tqdm
 
 from claresnet_jax import data, models
+from claresnet_jax.models import layers
 
 _ITEMS = ("state", "meta")
 
@@ -169,10 +170,15 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], class_weights:
 def predict_step(state: TrainState, patches: jax.Array, with_features: bool
                  ) -> dict[str, jax.Array]:
   """Class probabilities (B, C), and the (B, D) feature vectors if `with_features`."""
-  out = {"probabilities": jax.nn.softmax(state.apply_fn(_variables(state), patches, train=False))}
-  if with_features:
-    out["features"] = state.apply_fn(_variables(state), patches, train=False, method="features")
-  return out
+  def predict(patches):
+    out = {"probabilities": jax.nn.softmax(state.apply_fn(_variables(state), patches,
+                                                          train=False))}
+    if with_features:
+      out["features"] = state.apply_fn(_variables(state), patches, train=False,
+                                       method="features")
+    return out
+
+  return layers.per_example_in_parts(predict, patches)
 
 
 def jit_train_step(mesh: jax.sharding.Mesh) -> Callable:
