@@ -62,7 +62,7 @@ def _conv_in_parts(lhs, rhs, *args, **kwargs):
 
 # XLA:CPU runs each convolution on a single core; computed as this many independent parts
 # of the batch, which its runtime runs concurrently, the paper model's CPU training and
-# inference throughput rose by about 1.15x and 1.3x on 2 cores (BENCHMARKS.md).
+# inference throughput rose 1.05-1.15x and 1.15-1.19x on 2 cores (BENCHMARKS.md).
 CPU_BATCH_PARTS = 4
 
 
