@@ -99,15 +99,7 @@ def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   train.train_and_evaluate(config, workdir)
   dataset = train.prepare_dataset(config, workdir)
   mesh = train.make_mesh()
-  model = models.create_model(config.model.name, dataset.scene.num_classes,
-                              **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, len(dataset.split.train) // config.batch_size)
-  target = train.create_train_state(
-      model, tx, (config.patch_size, config.patch_size, dataset.cube.shape[-1]),
-      config.seed, mesh, abstract=True)
-  manager = train.checkpoint_managers(workdir)["best"]
-  state, _ = train.restore_checkpoint(manager, target)
-  manager.close()
+  state, _ = train.restore_best(config, dataset, mesh, workdir)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
                        dataset.cube, dataset.split.test, patch_size=config.patch_size,
                        batch_size=config.eval_batch_size)

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from sklearn import manifold
 
-from claresnet_jax import data, metrics, models, plots, train
+from claresnet_jax import data, metrics, plots, train
 
 # t-SNE's cost grows faster than linearly; a random subset of this many test pixels shows
 # the same class structure in seconds.
@@ -39,14 +39,7 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   dataset = train.prepare_dataset(config, workdir)
   scene = dataset.scene
   mesh = train.make_mesh()
-  model = models.create_model(config.model.name, scene.num_classes, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, len(dataset.split.train) // config.batch_size)
-  target = train.create_train_state(model, tx, (config.patch_size, config.patch_size,
-                                                dataset.cube.shape[-1]),
-                                    config.seed, mesh, abstract=True)
-  manager = train.checkpoint_managers(workdir)["best"]
-  state, meta = train.restore_checkpoint(manager, target)
-  manager.close()
+  state, meta = train.restore_best(config, dataset, mesh, workdir)
 
   kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,

@@ -258,6 +258,22 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: TrainState,
   return restored["state"], dict(restored["meta"])
 
 
+def restore_best(config: ml_collections.ConfigDict, dataset: Dataset, mesh: jax.sharding.Mesh,
+                 workdir: pathlib.Path) -> tuple[TrainState, dict]:
+  """The run's best-validation state, sharded for `mesh`, and its bookkeeping (eval, compare)."""
+  model = models.create_model(config.model.name, dataset.scene.num_classes,
+                              **config.model.kwargs)
+  tx, _ = make_optimizer(config, len(dataset.split.train) // config.batch_size)
+  target = create_train_state(
+      model, tx, (config.patch_size, config.patch_size, dataset.cube.shape[-1]), config.seed,
+      mesh, abstract=True)
+  manager = checkpoint_managers(workdir)["best"]
+  try:
+    return restore_checkpoint(manager, target)
+  finally:
+    manager.close()
+
+
 # ----------------------------------------------------------------------------- logging
 
 
