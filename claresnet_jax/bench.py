@@ -82,6 +82,7 @@ def matmul_gflops() -> float:
 
 
 def _flops(compiled) -> float:
+  """XLA's FLOP count of one device's program (a shard of the batch, under a mesh)."""
   analysis = compiled.cost_analysis()
   analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
   return float(analysis["flops"])
@@ -119,7 +120,7 @@ def bench_model(config) -> Iterator[dict]:
     start = time.perf_counter()
     train_step = train.jit_train_step(mesh).lower(state, batch, weights).compile()
     compile_s = time.perf_counter() - start
-    train_flops = _flops(train_step) / batch_size
+    train_flops = _flops(train_step) * mesh.size / batch_size
 
     def run_train():
       nonlocal state
@@ -133,7 +134,7 @@ def bench_model(config) -> Iterator[dict]:
     start = time.perf_counter()
     predict = train.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
     infer_compile_s = time.perf_counter() - start
-    infer_flops = _flops(predict) / eval_size
+    infer_flops = _flops(predict) * mesh.size / eval_size
     infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
     peak_bytes, _ = peak_memory_bytes()
 

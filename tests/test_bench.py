@@ -1,5 +1,6 @@
 """The benchmark command: its figures are consistent with what they measure."""
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -11,19 +12,29 @@ TINY = ["--config.model.kwargs.emb_dim=16", "--config.model.kwargs.base_channels
         "--config.model.kwargs.num_layers=1"]
 
 
-def _bench(*args: str) -> list[dict]:
+def _bench(*args: str, cpu_devices: int | None = None) -> list[dict]:
+  env = dict(os.environ)
+  if cpu_devices:
+    env["JAX_NUM_CPU_DEVICES"] = str(cpu_devices)
   result = subprocess.run(
       [sys.executable, "-m", "claresnet_jax.bench", "--config", "configs/ip.py", "--json",
        "--repeats", "2", "--warmup", "1", *args],
-      cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+      cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
 def test_model_figures():
-  rows = _bench("--batch_size", "4,8", "--eval_batch_size", "8,8", "--bands", "6",
-                "--patch_size", "5", *TINY)
+  args = ("--bands", "6", "--patch_size", "5", *TINY)
+  rows = _bench("--batch_size", "4,8", "--eval_batch_size", "8,8", *args, cpu_devices=2)
   assert [r["batch_size"] for r in rows] == [4, 8]
+  assert rows[0]["device"].startswith("2 x cpu")
+  # FLOPs per sample are the model's, whatever number of devices shares the batch
+  # (each device also runs the replicated optimizer update: 10% more for this tiny model).
+  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *args, cpu_devices=1)
+  assert rows[0]["infer_flops_per_sample"] == pytest.approx(single["infer_flops_per_sample"],
+                                                            rel=0.02)
+  assert rows[0]["flops_per_sample"] == pytest.approx(single["flops_per_sample"], rel=0.2)
   for row in rows:
     assert row["train_samples_per_s"] > 0 and row["infer_samples_per_s"] > 0
     assert row["compile_s"] > 0 and row["peak_memory_bytes"] > 0
