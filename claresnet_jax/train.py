@@ -26,7 +26,6 @@ from sklearn.utils import class_weight
 import tqdm
 
 from claresnet_jax import data, models
-from claresnet_jax.models import layers
 
 _ITEMS = ("state", "meta")
 
@@ -170,15 +169,10 @@ def train_step(state: TrainState, batch: Mapping[str, jax.Array], class_weights:
 def predict_step(state: TrainState, patches: jax.Array, with_features: bool
                  ) -> dict[str, jax.Array]:
   """Class probabilities (B, C), and the (B, D) feature vectors if `with_features`."""
-  def predict(patches):
-    out = {"probabilities": jax.nn.softmax(state.apply_fn(_variables(state), patches,
-                                                          train=False))}
-    if with_features:
-      out["features"] = state.apply_fn(_variables(state), patches, train=False,
-                                       method="features")
-    return out
-
-  return layers.per_example_in_parts(predict, patches)
+  out = {"probabilities": jax.nn.softmax(state.apply_fn(_variables(state), patches, train=False))}
+  if with_features:
+    out["features"] = state.apply_fn(_variables(state), patches, train=False, method="features")
+  return out
 
 
 def jit_train_step(mesh: jax.sharding.Mesh) -> Callable:
@@ -468,7 +462,8 @@ def _check_batch_sizes(config: ml_collections.ConfigDict, mesh: jax.sharding.Mes
   for name in ("batch_size", "eval_batch_size"):
     if config[name] % mesh.size:
       raise ValueError(f"config.{name}={config[name]} must be a multiple of the {mesh.size} "
-                       "devices it is sharded over")
+                       "devices it is sharded over (on the CPU, JAX_NUM_CPU_DEVICES sets "
+                       "their number)")
 
 
 def _finished(config: ml_collections.ConfigDict, meta: Mapping) -> bool:

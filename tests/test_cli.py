@@ -1,4 +1,4 @@
-"""The commands' common start: glibc malloc tunables (a restart) and arguments kept."""
+"""The commands' common start: glibc malloc tunables (a restart), CPU devices, arguments kept."""
 import os
 import platform
 import subprocess
@@ -8,26 +8,50 @@ import pytest
 
 from claresnet_jax import cli
 
-# A command that reports the tunables and arguments its main() sees.
-PROGRAM = ("import os; from claresnet_jax import cli; "
-           "cli.run(lambda argv: print(os.environ.get('GLIBC_TUNABLES'), argv[1:]))")
+# A command that reports the tunables, CPU device count and arguments its main() sees.
+PROGRAM = ("import os, jax; from claresnet_jax import cli; "
+           "cli.run(lambda argv: print(os.environ.get('GLIBC_TUNABLES'), jax.device_count(), "
+           "argv[1:]))")
 
-pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                                 reason="glibc tunables exist only on glibc systems")
 
 
-def _run(env_update, *args):
-  env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+def _run(env_update, *args, cores=None):
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("GLIBC_TUNABLES", "JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
   env.update(env_update)
+  pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
   result = subprocess.run([sys.executable, "-c", PROGRAM, *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
+                          text=True, timeout=120, check=True, preexec_fn=pin)
   return result.stdout.rstrip("\n")
 
 
+@glibc_only
 def test_restarts_once_with_the_tunables_and_the_same_arguments():
-  assert _run({}, "one", "two words") == f"{cli.GLIBC_TUNABLES} ['one', 'two words']"
+  assert _run({}, "one", "two words").split(" ", 1)[0] == cli.GLIBC_TUNABLES
+  assert _run({}, "one", "two words").endswith(" ['one', 'two words']")
 
 
+@glibc_only
 def test_a_users_tunables_are_kept():
-  assert _run({"GLIBC_TUNABLES": "glibc.malloc.check=0"}) == "glibc.malloc.check=0 []"
-  assert _run({"GLIBC_TUNABLES": ""}) == " []"
+  assert _run({"GLIBC_TUNABLES": "glibc.malloc.check=0"}).startswith("glibc.malloc.check=0 ")
+  assert _run({"GLIBC_TUNABLES": ""}).startswith(" ")
+
+
+def test_cpu_device_count_is_the_largest_power_of_two_up_to_the_cores():
+  assert [cli.cpu_devices_for(cores) for cores in range(1, 10)] == [1, 2, 2, 4, 4, 4, 4, 8, 8]
+
+
+def test_one_cpu_device_per_core_the_process_may_use():
+  cores = sorted(os.sched_getaffinity(0))
+  assert _run({}, cores=cores[:1]).split()[1] == "1"
+  if len(cores) >= 2:
+    assert _run({}, cores=cores[:2]).split()[1] == "2"
+  if len(cores) >= 3:
+    assert _run({}, cores=cores[:3]).split()[1] == "2"
+
+
+def test_a_users_cpu_device_count_is_kept():
+  assert _run({"JAX_NUM_CPU_DEVICES": "3"}).split()[1] == "3"
+  assert _run({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}).split()[1] == "3"

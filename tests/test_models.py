@@ -2,14 +2,13 @@
 import json
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from claresnet_jax.models import CLAReSNet, create_model
-from claresnet_jax.models import layers, spatial, spectral
+from claresnet_jax.models import spatial, spectral
 
 TINY = dict(emb_dim=16, base_channels=8, num_layers=2)
 
@@ -129,29 +128,6 @@ def test_single_layer_model_has_no_fusion():
   model = CLAReSNet(num_classes=3, emb_dim=16, base_channels=8, num_layers=1)
   params = _param_shapes(model, (1, 5, 5, 4))["params"]
   assert "cross_attn" not in params and "encoder_layers_0" in params
-
-
-def test_convolutions_run_in_batch_parts_on_the_cpu():
-  # layers.Conv computes CPU_BATCH_PARTS independent convolutions (XLA:CPU runs
-  # each on one core), with the same result and gradients as one convolution.
-  conv = layers.Conv(5, 3, jnp.float32, dilation=2)
-  x = jax.random.normal(jax.random.key(0), (8, 7, 7, 3))
-  variables = conv.init(jax.random.key(1), x)
-
-  def loss(variables, x):
-    return jnp.sum(jnp.sin(conv.apply(variables, x)))
-
-  whole = nn.Conv(5, (3, 3), padding=((2, 2), (2, 2)), kernel_dilation=2, use_bias=False)
-  expected = jax.grad(lambda v, x: jnp.sum(jnp.sin(whole.apply(v, x))), (0, 1))(variables, x)
-  got = jax.jit(jax.grad(loss, (0, 1)))(variables, x)
-  for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
-    np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
-  hlo = jax.jit(conv.apply).lower(variables, x).compile().as_text()
-  assert hlo.count(" convolution(") == layers.CPU_BATCH_PARTS
-  odd = jax.random.normal(jax.random.key(2), (7, 7, 7, 3))  # parts do not divide 7
-  assert jax.jit(conv.apply).lower(variables, odd).compile().as_text().count(" convolution(") == 1
-  np.testing.assert_allclose(conv.apply(variables, odd), whole.apply(variables, odd), rtol=1e-5,
-                             atol=1e-6)
 
 
 def test_upsampling_matches_half_pixel_linear_resize():

@@ -62,17 +62,16 @@ np.savez(sys.argv[1], **flat)
 
 
 def _env(**extra):
-  """This environment without XLA flags (they would change the device count), plus extra."""
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  return dict(env, **extra)
+  """This environment with one CPU device per process (unless extra says otherwise)."""
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+  return {**env, "JAX_NUM_CPU_DEVICES": "1", **extra}
 
 
 def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache):
   out = tmp_path / "step.npz"
   result = subprocess.run(
       [sys.executable, "-c", ONE_STEP, str(out)], cwd=REPO, capture_output=True, text=True,
-      timeout=600, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4",
-                            **compile_cache))
+      timeout=600, env=_env(JAX_NUM_CPU_DEVICES="4", **compile_cache))
   assert result.returncode == 0, result.stderr[-5000:]
   with np.load(out) as z:
     arrays = dict(z)

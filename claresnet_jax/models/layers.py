@@ -4,13 +4,10 @@ PyTorch and Flax disagree on several defaults (GELU approximation, norm epsilons
 BatchNorm momentum, initialisers); these helpers pin PyTorch's so that converted
 weights compute the same function and fresh weights start from the same distributions.
 """
-from collections.abc import Callable
 import functools
-from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 # torch.nn.GELU is the exact (erf) form; flax's default is the tanh approximation.
 gelu = functools.partial(nn.gelu, approximate=False)
@@ -52,34 +49,7 @@ def Conv(features: int, kernel: int, dtype, dilation: int = 1, name: str | None 
   pad = dilation * (kernel // 2)
   return nn.Conv(features, (kernel, kernel), padding=((pad, pad), (pad, pad)),
                  kernel_dilation=dilation, use_bias=False, kernel_init=conv_init, dtype=dtype,
-                 conv_general_dilated=_conv_in_parts, name=name)
-
-
-def _conv_in_parts(lhs, rhs, *args, **kwargs):
-  return per_example_in_parts(lambda x: jax.lax.conv_general_dilated(x, rhs, *args, **kwargs),
-                              lhs)
-
-
-# XLA:CPU runs each convolution on a single core; computed as this many independent parts
-# of the batch, which its runtime runs concurrently, the paper model's CPU training and
-# inference throughput rose 1.05-1.15x and 1.15-1.19x on 2 cores (BENCHMARKS.md).
-CPU_BATCH_PARTS = 4
-
-
-def per_example_in_parts(fn: Callable[[jax.Array], Any], x: jax.Array) -> Any:
-  """`fn(x)` for a function that treats each example of the batch `x` on its own.
-
-  On the CPU it is computed as CPU_BATCH_PARTS batch parts, concatenated;
-  elsewhere, or when the parts do not divide the batch, as `fn(x)`.
-  """
-  if x.shape[0] % CPU_BATCH_PARTS:
-    return fn(x)
-
-  def in_parts(x):
-    outputs = [fn(part) for part in jnp.split(x, CPU_BATCH_PARTS)]
-    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outputs)
-
-  return jax.lax.platform_dependent(x, cpu=in_parts, default=fn)
+                 name=name)
 
 
 def MultiHeadAttention(dtype, name: str | None = None) -> nn.MultiHeadDotProductAttention:
