@@ -2,7 +2,6 @@
 import dataclasses
 import functools
 import http.server
-import pathlib
 import shutil
 import threading
 

@@ -5,7 +5,6 @@ A comparison baseline, built layer for layer as the paper's Keras model
 """
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 # (features, (height, width, bands)) of the three 3-D convolutions.
 _CONV3D = ((8, (3, 3, 7)), (16, (3, 3, 5)), (32, (3, 3, 3)))
