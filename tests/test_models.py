@@ -6,9 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 
 from claresnet_jax.models import CLAReSNet, create_model
-from claresnet_jax.models import spatial, spectral
+from claresnet_jax.models import layers, spatial, spectral
 
 TINY = dict(emb_dim=16, base_channels=8, num_layers=2)
 
@@ -128,6 +129,13 @@ def test_single_layer_model_has_no_fusion():
   model = CLAReSNet(num_classes=3, emb_dim=16, base_channels=8, num_layers=1)
   params = _param_shapes(model, (1, 5, 5, 4))["params"]
   assert "cross_attn" not in params and "encoder_layers_0" in params
+
+
+def test_gelu_is_the_exact_form_in_float32():
+  # torch.nn.GELU: x * Phi(x), Phi the standard normal CDF (scipy's ndtr in float64).
+  x = np.linspace(-12, 12, 20001, dtype=np.float32)
+  expected = x.astype(np.float64) * scipy.special.ndtr(x.astype(np.float64))
+  np.testing.assert_allclose(jax.jit(layers.gelu)(x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_upsampling_matches_half_pixel_linear_resize():

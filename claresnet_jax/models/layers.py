@@ -4,13 +4,19 @@ PyTorch and Flax disagree on several defaults (GELU approximation, norm epsilons
 BatchNorm momentum, initialisers); these helpers pin PyTorch's so that converted
 weights compute the same function and fresh weights start from the same distributions.
 """
-import functools
-
 import flax.linen as nn
 import jax
+import numpy as np
 
-# torch.nn.GELU is the exact (erf) form; flax's default is the tanh approximation.
-gelu = functools.partial(nn.gelu, approximate=False)
+
+def gelu(x: jax.Array) -> jax.Array:
+  """torch.nn.GELU: the exact x * Phi(x), in PyTorch's erf form.
+
+  (flax's default is the tanh approximation; jax.nn.gelu's exact form uses erfc,
+  which XLA:CPU computes at half the speed of erf.)
+  """
+  return 0.5 * x * (1 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
+
 
 # The authors initialise every nn.Linear with trunc_normal(std=0.02) and zero bias.
 linear_init = nn.initializers.truncated_normal(stddev=0.02)
