@@ -10,6 +10,7 @@ numerically theirs. Needs torch (pip install torch):
 import argparse
 import json
 import math
+import os
 import pathlib
 import statistics
 import time
@@ -250,7 +251,9 @@ def main():
       "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
       "train_samples_per_s": args.batch_size / train_s,
       "infer_samples_per_s": args.eval_batch_size / infer_s,
-      "device": f"cpu x {torch.get_num_threads()} threads, torch {torch.__version__}"}))
+      "device": f"cpu x {torch.get_num_threads()} threads, torch {torch.__version__}",
+      "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+      "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL")}))
 
 
 if __name__ == "__main__":
