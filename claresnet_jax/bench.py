@@ -47,6 +47,10 @@ _PEAK = flags.DEFINE_float("peak_gflops", None,
                            "The device's peak FLOP rate; default: a large float32 matmul's "
                            "measured rate.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per measurement.")
+_PROFILE_DIR = flags.DEFINE_string(
+    "profile_dir", None, "--mode model: after timing, trace 3 more training steps and 3 more "
+    "inference batches into this directory (jax.profiler; open the *.trace.json.gz in "
+    "Perfetto or the directory in TensorBoard) to see where the time goes, op by op.")
 
 
 def device_description() -> str:
@@ -64,6 +68,14 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int) -> float
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def trace(fn: Callable[[], object], name: str) -> None:
+  """With --profile_dir, a profiler trace of 3 runs of fn() (untimed) in profile_dir/name."""
+  if _PROFILE_DIR.value:
+    with jax.profiler.trace(f"{_PROFILE_DIR.value}/{name}", create_perfetto_trace=True):
+      for _ in range(3):
+        jax.block_until_ready(fn())
 
 
 def peak_memory_bytes() -> tuple[int, str]:
@@ -128,6 +140,7 @@ def bench_model(config) -> Iterator[dict]:
       return metrics
     train_s = median_seconds(run_train, _REPEATS.value, _WARMUP.value)
     train_peak, memory_kind = peak_memory_bytes()
+    trace(run_train, f"train_batch{batch_size}")
 
     patches = jax.device_put(
         rng.normal(size=(eval_size, patch, patch, bands)).astype(np.float32), sharded)
@@ -136,6 +149,7 @@ def bench_model(config) -> Iterator[dict]:
     infer_compile_s = time.perf_counter() - start
     infer_flops = _flops(predict) * mesh.size / eval_size
     infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
+    trace(lambda: predict(state, patches), f"inference_batch{eval_size}")
     peak_bytes, _ = peak_memory_bytes()
 
     train_rate, infer_rate = batch_size / train_s, eval_size / infer_s

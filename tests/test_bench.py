@@ -1,4 +1,5 @@
 """The benchmark command: its figures are consistent with what they measure."""
+import gzip
 import json
 import os
 import pathlib
@@ -55,3 +56,20 @@ def test_latent_attention_cost_grows_slower_than_full_attention():
   # keep it close to linear.
   assert full > 15
   assert latent < 8
+
+
+def _trace_event_names(directory: pathlib.Path) -> set[str]:
+  (path,) = directory.glob("**/*.trace.json.gz")
+  with gzip.open(path) as f:
+    events = json.load(f)
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  return {e.get("name", "") for e in events}
+
+
+def test_profile_traces_the_compiled_steps_op_by_op(tmp_path):
+  _bench("--batch_size", "4", "--eval_batch_size", "8", "--bands", "6", "--patch_size", "5",
+         *TINY, f"--profile_dir={tmp_path}", "--repeats", "1", cpu_devices=1)
+  train_names = _trace_event_names(tmp_path / "train_batch4")
+  assert any("train_step" in name for name in train_names)
+  assert any("fusion" in name for name in train_names)  # XLA's ops, one event each
+  assert any("fusion" in name for name in _trace_event_names(tmp_path / "inference_batch8"))
