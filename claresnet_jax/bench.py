@@ -49,8 +49,8 @@ _PEAK = flags.DEFINE_float("peak_gflops", None,
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per measurement.")
 _PROFILE_DIR = flags.DEFINE_string(
     "profile_dir", None, "--mode model: after timing, trace 3 more training steps and 3 more "
-    "inference batches into this directory (jax.profiler; open the *.trace.json.gz in "
-    "Perfetto or the directory in TensorBoard) to see where the time goes, op by op.")
+    "inference batches into this directory (jax.profiler; open perfetto_trace.json.gz "
+    "in Perfetto, or the directory in TensorBoard) to see where the time goes, op by op.")
 
 
 def device_description() -> str:

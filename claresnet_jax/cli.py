@@ -37,11 +37,11 @@ def run(main: Callable[[list[str]], None]) -> None:
 def cpu_devices_for(cores: int) -> int:
   """The CPU device count for `cores` cores: the largest power of two not above it.
 
-  XLA:CPU runs most of one device's convolutions on one core at a time; one
-  device per core, with the batch sharded over them (train.make_mesh), kept both
-  cores of the 2-core CI machine busy: 1.15x the training and 1.3x the inference
-  throughput of one device (BENCHMARKS.md). A power of two divides the usual
-  batch sizes, which must be multiples of the device count.
+  XLA:CPU runs one device's convolutions mostly one at a time, each on one core;
+  with one device per core and the batch sharded over them (train.make_mesh), the
+  2-core CI machine class trained 1.2-1.3x and inferred 1.35x as fast as with one
+  device (BENCHMARKS.md). A power of two divides the usual batch sizes, which must
+  be multiples of the device count.
   """
   return 1 << (max(cores, 1).bit_length() - 1)
 
