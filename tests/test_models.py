@@ -138,24 +138,6 @@ def test_gelu_is_the_exact_form_in_float32():
   np.testing.assert_allclose(jax.jit(layers.gelu)(x), expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_recurrence_gradient_equals_autodiff_of_its_scan(cell, monkeypatch):
-  rnn = spectral.BidirectionalRNN(cell, 6)
-  x = jax.random.normal(jax.random.key(0), (3, 7, 10))
-  variables = rnn.init(jax.random.key(1), x)
-
-  def grads():
-    loss = lambda v, x: jnp.sum(jnp.sin(rnn.apply(v, x)) * jnp.arange(12.0))
-    return jax.jit(jax.grad(loss, (0, 1)))(variables, x)
-
-  custom = grads()
-  monkeypatch.setattr(spectral, "recurrence",
-                      lambda cell, matmul, *args: spectral._recurrence_fwd(cell, matmul, *args)[0])
-  autodiff = grads()
-  for got, expected in zip(jax.tree.leaves(custom), jax.tree.leaves(autodiff)):
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-
-
 def test_upsampling_matches_half_pixel_linear_resize():
   # PyTorch's linear interpolation (align_corners=False) is the half-pixel linear
   # resize that jax.image implements independently.

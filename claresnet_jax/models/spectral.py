@@ -3,7 +3,6 @@
 Tokens are (B, T, D): one D-dimensional token per band. The number of latent tokens
 is a Python int computed from the static T, so jit specialises per band count.
 """
-import functools
 import math
 from typing import Any
 
@@ -56,14 +55,16 @@ class BidirectionalRNN(nn.Module):
     projected = jnp.stack([projected[:, 0], projected[::-1, 1]], axis=1)
     h0 = jnp.zeros((2, x.shape[0], self.hidden), jnp.float32)
 
-    def lstm_cell(carry, xt, hh):
+    def lstm_step(carry, xt):
       h, c = carry
-      i, f, g, o = jnp.split(xt + hh, 4, axis=-1)
+      z = xt + matmul("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
+      i, f, g, o = jnp.split(z, 4, axis=-1)
       c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
       h = nn.sigmoid(o) * jnp.tanh(c)
       return (h, c), h
 
-    def gru_cell(h, xt, hh):
+    def gru_step(h, xt):
+      hh = matmul("kbh,kgh->kbg", h, w_hh) + b_hh[:, None, :]
       x_r, x_z, x_n = jnp.split(xt, 3, axis=-1)
       h_r, h_z, h_n = jnp.split(hh, 3, axis=-1)
       r = nn.sigmoid(x_r + h_r)
@@ -73,58 +74,11 @@ class BidirectionalRNN(nn.Module):
       return h, h
 
     if self.cell == "lstm":
-      ys = recurrence(lstm_cell, matmul, (h0, h0), projected, w_hh, b_hh)
+      _, ys = jax.lax.scan(lstm_step, (h0, h0), projected)
     else:
-      ys = recurrence(gru_cell, matmul, h0, projected, w_hh, b_hh)
+      _, ys = jax.lax.scan(gru_step, h0, projected)
     outputs = jnp.concatenate([ys[:, 0], ys[::-1, 1]], axis=-1)  # (T, B, 2 * hidden)
     return jnp.swapaxes(outputs, 0, 1).astype(x.dtype)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def recurrence(cell, matmul, init, projected, w_hh, b_hh):
-  """The outputs (T, ...) of `cell(carry, projected[t], hh)` scanned over t, where
-  hh = h @ w_hh^T + b_hh projects the output h of the step before.
-
-  Its gradient sums the recurrent weights' gradient over all steps in one matmul
-  after the backward scan. (Autodiff of the scan accumulates it step by step, which
-  under a data-parallel mesh is one all-reduce per time step.)
-  """
-  return _recurrence_fwd(cell, matmul, init, projected, w_hh, b_hh)[0]
-
-
-def _output(carry):
-  return carry[0] if isinstance(carry, tuple) else carry  # an LSTM's (h, c), a GRU's h
-
-
-def _recurrence_fwd(cell, matmul, init, projected, w_hh, b_hh):
-  def step(carry, xt):
-    hh = matmul("kbh,kgh->kbg", _output(carry), w_hh) + b_hh[:, None, :]
-    carry_out, y = cell(carry, xt, hh)
-    return carry_out, (y, carry, hh)
-
-  _, (ys, carries, hhs) = jax.lax.scan(step, init, projected)
-  return ys, (carries, projected, hhs, w_hh)
-
-
-def _recurrence_bwd(cell, matmul, residuals, d_ys):
-  carries, projected, hhs, w_hh = residuals
-
-  def step(d_carry, inputs):
-    carry, xt, hh, d_y = inputs
-    _, cell_vjp = jax.vjp(cell, carry, xt, hh)
-    d_carry, d_xt, d_hh = cell_vjp((d_carry, d_y))
-    d_h = matmul("kbg,kgh->kbh", d_hh, w_hh)
-    d_carry = (d_carry[0] + d_h, *d_carry[1:]) if isinstance(d_carry, tuple) else d_carry + d_h
-    return d_carry, (d_xt, d_hh)
-
-  d_last = jax.tree.map(lambda c: jnp.zeros_like(c[0]), carries)
-  d_init, (d_projected, d_hhs) = jax.lax.scan(step, d_last, (carries, projected, hhs, d_ys),
-                                               reverse=True)
-  d_w_hh = matmul("tkbg,tkbh->kgh", d_hhs, _output(carries))
-  return d_init, d_projected, d_w_hh, d_hhs.sum(axis=(0, 2))
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def sinusoidal_encoding(num_positions: int, dim: int) -> np.ndarray:
