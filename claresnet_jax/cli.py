@@ -29,7 +29,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
   if (jax.config.jax_num_cpu_devices < 0
       and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")):
-    jax.config.update("jax_num_cpu_devices", cpu_devices_for(len(os.sched_getaffinity(0))))
+    jax.config.update("jax_num_cpu_devices", cpu_devices_for(_usable_cores()))
   logging.get_absl_handler().addFilter(_quiet_orbax)
   app.run(main)
 
@@ -44,6 +44,13 @@ def cpu_devices_for(cores: int) -> int:
   be multiples of the device count.
   """
   return 1 << (max(cores, 1).bit_length() - 1)
+
+
+def _usable_cores() -> int:
+  """The cores this process may run on (its affinity, where the OS has one)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 def _quiet_orbax(record) -> bool:
