@@ -12,8 +12,9 @@ import numpy as np
 def gelu(x: jax.Array) -> jax.Array:
   """torch.nn.GELU: the exact x * Phi(x), in PyTorch's erf form.
 
-  (flax's default is the tanh approximation; jax.nn.gelu's exact form uses erfc,
-  which XLA:CPU computes at half the speed of erf.)
+  flax's default is the tanh approximation. jax.nn.gelu's exact form computes
+  erfc instead; with erf the paper model's CPU inference rose from 89.6-94.0 to
+  97.0-98.9 samples/s (BENCHMARKS.md).
   """
   return 0.5 * x * (1 + jax.lax.erf(x * np.sqrt(0.5).astype(x.dtype)))
 
