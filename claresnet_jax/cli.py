@@ -27,11 +27,19 @@ def run(main: Callable[[list[str]], None]) -> None:
   if "GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc":
     os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+  use_one_cpu_device_per_core()
+  logging.get_absl_handler().addFilter(_quiet_orbax)
+  app.run(main)
+
+
+def use_one_cpu_device_per_core() -> None:
+  """Gives JAX `cpu_devices_for` the usable cores, unless the user chose a CPU device count.
+
+  Call it before JAX's first computation (every command does, through `run`).
+  """
   if (jax.config.jax_num_cpu_devices < 0
       and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")):
     jax.config.update("jax_num_cpu_devices", cpu_devices_for(_usable_cores()))
-  logging.get_absl_handler().addFilter(_quiet_orbax)
-  app.run(main)
 
 
 def cpu_devices_for(cores: int) -> int:
