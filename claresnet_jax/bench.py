@@ -53,8 +53,9 @@ _PROFILE_DIR = flags.DEFINE_string(
     "in Perfetto, or the directory in TensorBoard) to see where the time goes, op by op.")
 
 
-def device_description() -> str:
-  devices = jax.devices()
+def device_description(devices=None) -> str:
+  """The devices (default: all), their kind and the JAX version, for every result."""
+  devices = jax.devices() if devices is None else list(devices)
   return f"{len(devices)} x {devices[0].device_kind} ({devices[0].platform}), jax {jax.__version__}"
 
 
@@ -112,7 +113,6 @@ def _model_and_state(config, mesh, bands: int, patch: int):
 
 def bench_model(config) -> Iterator[dict]:
   """Train-step and inference throughput, compile time, FLOPs and memory per batch size."""
-  mesh = train.make_mesh()
   bands = _BANDS.value or config.pca.components
   patch = _PATCH.value or config.patch_size
   batch_sizes = [int(b) for b in (_BATCH.value or [config.batch_size])]
@@ -120,9 +120,10 @@ def bench_model(config) -> Iterator[dict]:
   if len(eval_sizes) != len(batch_sizes):
     raise app.UsageError("--eval_batch_size needs one value per --batch_size")
   peak = _PEAK.value or matmul_gflops()
-  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   rng = np.random.default_rng(0)
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
+    mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
+    sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     _, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
              "labels": rng.integers(0, _CLASSES.value, batch_size).astype(np.int32)}
@@ -166,7 +167,7 @@ def bench_model(config) -> Iterator[dict]:
         "train_fraction_of_peak": train_rate * train_flops / 1e9 / peak,
         "infer_fraction_of_peak": infer_rate * infer_flops / 1e9 / peak,
         "train_peak_memory_bytes": train_peak, "peak_memory_bytes": peak_bytes,
-        "memory_kind": memory_kind, "device": device_description()}
+        "memory_kind": memory_kind, "device": device_description(mesh.devices.flat)}
 
 
 class FullSelfAttention(nn.Module):
@@ -207,10 +208,10 @@ def bench_scene(config) -> Iterator[dict]:
   else:
     scene = data.load_scene(_SCENE.value)
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
-  mesh = train.make_mesh()
+  batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
+  mesh = train.make_mesh({"--eval_batch_size": batch_size})
   _, state = _model_and_state(config, mesh, bands, config.patch_size)
   predict = train.jit_predict_step(mesh, with_features=False)
-  batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
   start = time.perf_counter()
   out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
                       batch_size=batch_size)
@@ -221,7 +222,7 @@ def bench_scene(config) -> Iterator[dict]:
   yield {"measurement": "scene", "scene": _SCENE.value, "height": cube.shape[0],
            "width": cube.shape[1], "bands": bands, "eval_batch_size": batch_size,
            "pixels_per_s": pixels / seconds, "seconds": seconds, "peak_memory_bytes": peak_bytes,
-           "memory_kind": memory_kind, "device": device_description()}
+           "memory_kind": memory_kind, "device": device_description(mesh.devices.flat)}
 
 
 def _format(row: dict) -> str:

@@ -33,25 +33,17 @@ def run(main: Callable[[list[str]], None]) -> None:
 
 
 def use_one_cpu_device_per_core() -> None:
-  """Gives JAX `cpu_devices_for` the usable cores, unless the user chose a CPU device count.
+  """One JAX CPU device per core this process may use, unless the user chose a count.
 
+  XLA:CPU runs one device's convolutions mostly one at a time, each on one core;
+  with one device per core and the batch sharded over them (train.make_mesh, which
+  takes as many as the batch sizes divide), the 2-core CI machine class trained
+  1.2-1.3x and inferred 1.35x as fast as with one device (BENCHMARKS.md).
   Call it before JAX's first computation (every command does, through `run`).
   """
   if (jax.config.jax_num_cpu_devices < 0
       and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")):
-    jax.config.update("jax_num_cpu_devices", cpu_devices_for(_usable_cores()))
-
-
-def cpu_devices_for(cores: int) -> int:
-  """The CPU device count for `cores` cores: the largest power of two not above it.
-
-  XLA:CPU runs one device's convolutions mostly one at a time, each on one core;
-  with one device per core and the batch sharded over them (train.make_mesh), the
-  2-core CI machine class trained 1.2-1.3x and inferred 1.35x as fast as with one
-  device (BENCHMARKS.md). A power of two divides the usual batch sizes, which must
-  be multiples of the device count.
-  """
-  return 1 << (max(cores, 1).bit_length() - 1)
+    jax.config.update("jax_num_cpu_devices", _usable_cores())
 
 
 def _usable_cores() -> int:

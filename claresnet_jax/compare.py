@@ -98,7 +98,7 @@ def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   """Trains (or resumes) one run and returns its test metrics and centroid distance."""
   train.train_and_evaluate(config, workdir)
   dataset = train.prepare_dataset(config, workdir)
-  mesh = train.make_mesh()
+  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
   state, _ = train.restore_best(config, dataset, mesh, workdir)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
                        dataset.cube, dataset.split.test, patch_size=config.patch_size,

@@ -38,7 +38,7 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
         f"Run python train.py --config <config> --workdir {workdir} first.")
   dataset = train.prepare_dataset(config, workdir)
   scene = dataset.scene
-  mesh = train.make_mesh()
+  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
   state, meta = train.restore_best(config, dataset, mesh, workdir)
 
   kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)

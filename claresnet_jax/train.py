@@ -91,9 +91,30 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
 # ----------------------------------------------------------------------------- model and steps
 
 
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-  """One 'data' axis over `devices` (default: every device of every process)."""
-  devices = jax.devices() if devices is None else devices
+def make_mesh(batch_sizes: Mapping[str, int], devices=None) -> jax.sharding.Mesh:
+  """One 'data' axis over `devices` (default: every device of every process).
+
+  `batch_sizes` (name -> global size) are the batches sharded over it. CPU devices
+  stand for cores (cli.use_one_cpu_device_per_core), so on the CPU the mesh takes
+  the most devices per process whose total divides every batch size; a batch size
+  that an accelerator mesh does not divide is an error.
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  available = len(devices)
+  if devices[0].platform == "cpu":
+    by_process = [[d for d in devices if d.process_index == p]
+                  for p in sorted({d.process_index for d in devices})]
+    per_process = max((k for k in range(1, min(map(len, by_process)) + 1)
+                       if all(size % (k * len(by_process)) == 0 for size in batch_sizes.values())),
+                      default=1)
+    devices = [d for group in by_process for d in group[:per_process]]
+  for name, size in batch_sizes.items():
+    if size % len(devices):
+      raise ValueError(f"{name}={size} must be a multiple of the {len(devices)} devices it is "
+                       "sharded over")
+  if len(devices) < available:
+    logging.info("Sharding over %d of the %d CPU devices: the most that %s divide.",
+                 len(devices), available, ", ".join(f"{k}={v}" for k, v in batch_sizes.items()))
   return jax.make_mesh((len(devices),), ("data",), (jax.sharding.AxisType.Auto,), devices=devices)
 
 
@@ -334,8 +355,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return
 
   dataset = prepare_dataset(config, workdir)
-  mesh = make_mesh()
-  _check_batch_sizes(config, mesh)
+  mesh = make_mesh({"config.batch_size": config.batch_size,
+                    "config.eval_batch_size": config.eval_batch_size})
   num_train = len(dataset.split.train)
   steps_per_epoch = num_train // config.batch_size
   if steps_per_epoch == 0:
@@ -456,14 +477,6 @@ def _barrier(name: str) -> None:
   """Waits until every process got here (files process 0 wrote are then complete)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
-
-
-def _check_batch_sizes(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
-  for name in ("batch_size", "eval_batch_size"):
-    if config[name] % mesh.size:
-      raise ValueError(f"config.{name}={config[name]} must be a multiple of the {mesh.size} "
-                       "devices it is sharded over (on the CPU, JAX_NUM_CPU_DEVICES sets "
-                       "their number)")
 
 
 def _finished(config: ml_collections.ConfigDict, meta: Mapping) -> bool:

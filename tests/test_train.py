@@ -160,7 +160,7 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
                       for r, c in pixels])
   model = models.create_model("claresnet", 6, **config.model.kwargs)
   tx, _ = train.make_optimizer(config, 1)
-  target = train.create_train_state(model, tx, patches.shape[1:], 0, train.make_mesh(),
+  target = train.create_train_state(model, tx, patches.shape[1:], 0, train.make_mesh({}),
                                     abstract=True)
   manager = train.checkpoint_managers(trained_run)["best"]
   state, meta = train.restore_checkpoint(manager, target)
@@ -321,7 +321,7 @@ def _restore(config, workdir, which):
   tx, _ = train.make_optimizer(config, 1)  # the schedule's length changes no shape
   target = train.create_train_state(
       model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
-      train.make_mesh(), abstract=True)
+      train.make_mesh({}), abstract=True)
   manager = train.checkpoint_managers(workdir)[which]
   try:
     return train.restore_checkpoint(manager, target)

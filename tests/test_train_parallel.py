@@ -3,6 +3,7 @@
 Several devices or processes need a fresh JAX runtime, so each case runs in
 subprocesses; their results come back as files and are compared here.
 """
+import json
 import os
 import pathlib
 import socket
@@ -37,7 +38,7 @@ rng = np.random.default_rng(0)
 batch = {"patches": rng.normal(size=(16, 5, 5, 6)).astype(np.float32),
          "labels": rng.integers(0, 6, 16).astype(np.int32)}
 weights = np.linspace(0.5, 1.5, 6).astype(np.float32)
-mesh1, mesh4 = train.make_mesh(jax.devices()[:1]), train.make_mesh()
+mesh1, mesh4 = train.make_mesh({}, jax.devices()[:1]), train.make_mesh({"batch": 16})
 initial = jax.tree.map(np.asarray, train.create_train_state(model, tx, (5, 5, 6), 0, mesh1))
 flat = {}
 
@@ -91,6 +92,47 @@ def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+# The devices of the meshes for several batch sizes (with a port: as one of two processes).
+MESH_DEVICES = '''
+import sys
+import jax
+from claresnet_jax import train
+if len(sys.argv) > 1:
+  jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
+for sizes in ({}, {"a": 16, "b": 32}, {"a": 12}, {"a": 7}):
+  try:
+    print(sorted(d.process_index for d in train.make_mesh(sizes).devices.flat))
+  except ValueError as e:
+    print(e)
+'''
+
+
+def _mesh_devices(*args, **env):
+  processes = [subprocess.Popen([sys.executable, "-c", MESH_DEVICES, *a], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_env(**env)) for a in args]
+  try:
+    outputs = [p.communicate(timeout=120) for p in processes]
+  finally:
+    for p in processes:
+      p.kill()
+  for p, (_, err) in zip(processes, outputs):
+    assert p.returncode == 0, err[-5000:]
+  return [out.splitlines() for out, _ in outputs]
+
+
+def test_cpu_mesh_takes_the_most_devices_that_divide_the_batch_sizes():
+  [lines] = _mesh_devices([], JAX_NUM_CPU_DEVICES="6")
+  assert [len(json.loads(line)) for line in lines] == [6, 4, 6, 1]
+
+
+def test_cpu_mesh_takes_as_many_devices_from_every_process():
+  port = str(_free_port())
+  for lines in _mesh_devices([port, "0"], [port, "1"], JAX_NUM_CPU_DEVICES="3"):
+    assert lines == ["[0, 0, 0, 1, 1, 1]", "[0, 0, 1, 1]", "[0, 0, 0, 1, 1, 1]",
+                     "a=7 must be a multiple of the 2 devices it is sharded over"]
 
 
 # The multi-host path (process-local batches, sharded validation, shared checkpoints) with
@@ -157,7 +199,7 @@ def test_two_processes_match_one_process(tmp_path, compile_cache):
   dataset = train.prepare_dataset(config, tmp_path / "single")
   model = models.create_model("ssrn", 6)
   tx, _ = train.make_optimizer(config, 1)
-  mesh = train.make_mesh()
+  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
   target = train.create_train_state(model, tx, (5, 5, 8), config.seed, mesh, abstract=True)
   probabilities = {}
   for name in ("single", "multi"):
