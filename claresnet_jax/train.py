@@ -99,6 +99,9 @@ def make_mesh(batch_sizes: Mapping[str, int], devices=None) -> jax.sharding.Mesh
   the most devices per process whose total divides every batch size; a batch size
   that an accelerator mesh does not divide is an error.
   """
+  for name, size in batch_sizes.items():
+    if size < 1:
+      raise ValueError(f"{name}={size} must be positive")
   devices = jax.devices() if devices is None else list(devices)
   available = len(devices)
   if devices[0].platform == "cpu":

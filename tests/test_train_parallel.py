@@ -101,7 +101,7 @@ import jax
 from claresnet_jax import train
 if len(sys.argv) > 1:
   jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
-for sizes in ({}, {"a": 16, "b": 32}, {"a": 12}, {"a": 7}):
+for sizes in ({}, {"a": 16, "b": 32}, {"a": 12}, {"a": 7}, {"a": 16, "b": 0}):
   try:
     print(sorted(d.process_index for d in train.make_mesh(sizes).devices.flat))
   except ValueError as e:
@@ -125,14 +125,16 @@ def _mesh_devices(*args, **env):
 
 def test_cpu_mesh_takes_the_most_devices_that_divide_the_batch_sizes():
   [lines] = _mesh_devices([], JAX_NUM_CPU_DEVICES="6")
-  assert [len(json.loads(line)) for line in lines] == [6, 4, 6, 1]
+  assert [len(json.loads(line)) for line in lines[:4]] == [6, 4, 6, 1]
+  assert lines[4] == "b=0 must be positive"
 
 
 def test_cpu_mesh_takes_as_many_devices_from_every_process():
   port = str(_free_port())
   for lines in _mesh_devices([port, "0"], [port, "1"], JAX_NUM_CPU_DEVICES="3"):
     assert lines == ["[0, 0, 0, 1, 1, 1]", "[0, 0, 1, 1]", "[0, 0, 0, 1, 1, 1]",
-                     "a=7 must be a multiple of the 2 devices it is sharded over"]
+                     "a=7 must be a multiple of the 2 devices it is sharded over",
+                     "b=0 must be positive"]
 
 
 # The multi-host path (process-local batches, sharded validation, shared checkpoints) with
