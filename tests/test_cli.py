@@ -29,8 +29,9 @@ def _run(env_update, *args, cores=None):
 
 @glibc_only
 def test_restarts_once_with_the_tunables_and_the_same_arguments():
-  assert _run({}, "one", "two words").split(" ", 1)[0] == cli.GLIBC_TUNABLES
-  assert _run({}, "one", "two words").endswith(" ['one', 'two words']")
+  out = _run({}, "one", "two words")
+  assert out.split(" ", 1)[0] == cli.GLIBC_TUNABLES
+  assert out.endswith(" ['one', 'two words']")
 
 
 @glibc_only

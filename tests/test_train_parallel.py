@@ -109,18 +109,25 @@ for sizes in ({}, {"a": 16, "b": 32}, {"a": 12}, {"a": 7}, {"a": 16, "b": 0}):
 '''
 
 
-def _mesh_devices(*args, **env):
-  processes = [subprocess.Popen([sys.executable, "-c", MESH_DEVICES, *a], cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=_env(**env)) for a in args]
+def _run_together(commands, env, timeout) -> list[str]:
+  """Runs the commands at once (the processes of one jax.distributed run); their stdouts."""
+  processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+               for command in commands]
   try:
-    outputs = [p.communicate(timeout=120) for p in processes]
+    outputs = [p.communicate(timeout=timeout) for p in processes]
   finally:
     for p in processes:
       p.kill()
   for p, (_, err) in zip(processes, outputs):
     assert p.returncode == 0, err[-5000:]
-  return [out.splitlines() for out, _ in outputs]
+  return [out for out, _ in outputs]
+
+
+def _mesh_devices(*args, **env):
+  outputs = _run_together([[sys.executable, "-c", MESH_DEVICES, *a] for a in args], _env(**env),
+                          timeout=120)
+  return [out.splitlines() for out in outputs]
 
 
 def test_cpu_mesh_takes_the_most_devices_that_divide_the_batch_sizes():
@@ -172,18 +179,9 @@ def test_two_processes_match_one_process(tmp_path, compile_cache):
                           env=_env(**compile_cache))
   assert single.returncode == 0, single.stderr[-5000:]
   port = _free_port()
-  processes = [subprocess.Popen(
-      [sys.executable, *common, f"--workdir={tmp_path / 'multi'}",
-       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
-      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=_env(**compile_cache)) for i in range(2)]
-  try:
-    outputs = [p.communicate(timeout=600) for p in processes]
-  finally:
-    for p in processes:
-      p.kill()
-  for p, (_, err) in zip(processes, outputs):
-    assert p.returncode == 0, err[-5000:]
+  _run_together([[sys.executable, *common, f"--workdir={tmp_path / 'multi'}",
+                  f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                  f"--process_id={i}"] for i in range(2)], _env(**compile_cache), timeout=600)
 
   # The training losses agree to float rounding. Parameters drift apart slightly: a kernel
   # feeding BatchNorm has a gradient of ~0 (its scale cancels) whose rounding, different
