@@ -19,7 +19,7 @@ def _rbf_svm(seed: int, **hparams) -> Any:
   # An RBF kernel's length scale assumes comparable feature scales.
   return pipeline.make_pipeline(
       preprocessing.StandardScaler(),
-      svm.SVC(kernel='rbf', random_state=seed, **hparams))
+      svm.SVC(kernel="rbf", random_state=seed, **hparams))
 
 
 def _xgboost(seed: int, **hparams) -> Any:
@@ -27,16 +27,16 @@ def _xgboost(seed: int, **hparams) -> Any:
 
 
 CLASSIFIERS: dict[str, Callable[..., Any]] = {
-    'rf': _random_forest,
-    'svm': _rbf_svm,
-    'xgboost': _xgboost,
+    "rf": _random_forest,
+    "svm": _rbf_svm,
+    "xgboost": _xgboost,
 }
 
 
 def create_classifier(name: str, seed: int, hparams: Mapping[str, Any]) -> Any:
   """The scikit-learn-style classifier `name`, seeded, with `hparams` from the config."""
   if name not in CLASSIFIERS:
-    raise ValueError(f'unknown classical model {name!r}; available: '
+    raise ValueError(f"unknown classical model {name!r}; available: "
                      f'{", ".join(sorted(CLASSIFIERS))}')
   return CLASSIFIERS[name](seed, **hparams)
 

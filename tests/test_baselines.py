@@ -12,13 +12,13 @@ from claresnet_jax.models.ssrn import SSRN
 
 
 def _init(model, x):
-  return model.init({'params': jax.random.key(0), 'dropout': jax.random.key(1)},
+  return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
                     x, train=False)
 
 
 def _param_count(model, shape) -> int:
   variables = jax.eval_shape(lambda: _init(model, jnp.zeros(shape)))
-  return sum(p.size for p in jax.tree_util.tree_leaves(variables['params']))
+  return sum(p.size for p in jax.tree_util.tree_leaves(variables["params"]))
 
 
 def test_hybridsn_matches_the_papers_parameter_count():
@@ -54,13 +54,13 @@ def test_spectralformer_parameter_count_follows_the_authors_model():
 
 # Each model at the smallest input its check_input admits.
 SMALLEST = {
-    'hybridsn': (HybridSN(num_classes=5), 9, 13),
-    'ssrn': (SSRN(num_classes=5), 3, 7),
-    'spectralformer': (SpectralFormer(num_classes=5, dim=16, depth=3), 1, 3),
+    "hybridsn": (HybridSN(num_classes=5), 9, 13),
+    "ssrn": (SSRN(num_classes=5), 3, 7),
+    "spectralformer": (SpectralFormer(num_classes=5, dim=16, depth=3), 1, 3),
 }
 
 
-@pytest.mark.parametrize('name', sorted(SMALLEST))
+@pytest.mark.parametrize("name", sorted(SMALLEST))
 def test_shapes_at_the_smallest_admitted_input(name):
   model, patch, bands = SMALLEST[name]
   model.check_input(patch, bands)
@@ -78,29 +78,29 @@ def test_shapes_at_the_smallest_admitted_input(name):
   chex.assert_tree_all_finite((logits, features))
 
 
-@pytest.mark.parametrize('name', sorted(SMALLEST))
+@pytest.mark.parametrize("name", sorted(SMALLEST))
 def test_check_input_rejects_one_less(name):
   model, patch, bands = SMALLEST[name]
-  with pytest.raises(ValueError, match='patch_size'):
+  with pytest.raises(ValueError, match="patch_size"):
     model.check_input(patch - 1, bands)
-  with pytest.raises(ValueError, match='bands'):
+  with pytest.raises(ValueError, match="bands"):
     model.check_input(patch, bands - 1)
 
 
-@pytest.mark.parametrize('name', sorted(SMALLEST))
+@pytest.mark.parametrize("name", sorted(SMALLEST))
 def test_training_steps_fit_a_small_batch(name):
   model, patch, bands = SMALLEST[name]
   x = jax.random.normal(jax.random.key(4), (16, patch + 2, patch + 2, bands))
   labels = jnp.arange(16) % 5
   variables = _init(model, x)
-  params, state = variables['params'], {
-      k: v for k, v in variables.items() if k != 'params'}
+  params, state = variables["params"], {
+      k: v for k, v in variables.items() if k != "params"}
   tx = optax.adam(1e-3)
   opt_state = tx.init(params)
 
   def loss_fn(params, state, key):
-    logits, updates = model.apply({'params': params, **state}, x, train=True,
-                                  mutable=['batch_stats'], rngs={'dropout': key})
+    logits, updates = model.apply({"params": params, **state}, x, train=True,
+                                  mutable=["batch_stats"], rngs={"dropout": key})
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return loss.mean(), updates
 

@@ -5,9 +5,9 @@ import pytest
 from claresnet_jax import classical
 
 SMALL = {
-    'rf': {'n_estimators': 20},
-    'svm': {'C': 10.0},
-    'xgboost': {'n_estimators': 20, 'max_depth': 3},
+    "rf": {"n_estimators": 20},
+    "svm": {"C": 10.0},
+    "xgboost": {"n_estimators": 20, "max_depth": 3},
 }
 
 
@@ -22,7 +22,7 @@ def _scene(seed=0, num_classes=4, size=24, bands=6):
   return cube.astype(np.float32), labels, pixels[:300], pixels[300:]
 
 
-@pytest.mark.parametrize('name', sorted(classical.CLASSIFIERS))
+@pytest.mark.parametrize("name", sorted(classical.CLASSIFIERS))
 def test_classifier_learns_the_spectra(name):
   cube, labels, train, test = _scene()
   model = classical.create_classifier(name, seed=0, hparams=SMALL[name])
@@ -34,7 +34,7 @@ def test_classifier_learns_the_spectra(name):
   assert np.mean(predictions == labels[test[:, 0], test[:, 1]]) > 0.9
 
 
-@pytest.mark.parametrize('name', sorted(classical.CLASSIFIERS))
+@pytest.mark.parametrize("name", sorted(classical.CLASSIFIERS))
 def test_a_class_missing_from_training_is_never_predicted(name):
   cube, labels, train, test = _scene()
   train = train[labels[train[:, 0], train[:, 1]] != 1]
@@ -53,5 +53,5 @@ def test_centre_spectra_are_the_pixels_rows():
 
 
 def test_unknown_classifier_lists_the_available_ones():
-  with pytest.raises(ValueError, match='available: rf, svm, xgboost'):
-    classical.create_classifier('knn', seed=0, hparams={})
+  with pytest.raises(ValueError, match="available: rf, svm, xgboost"):
+    classical.create_classifier("knn", seed=0, hparams={})

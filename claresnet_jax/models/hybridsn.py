@@ -24,10 +24,10 @@ class HybridSN(nn.Module):
   def setup(self):
     init = nn.initializers.xavier_uniform()
     self.conv3d = [
-        nn.Conv(f, k, padding='VALID', kernel_init=init) for f, k in _CONV3D
+        nn.Conv(f, k, padding="VALID", kernel_init=init) for f, k in _CONV3D
     ]
     self.conv2d = nn.Conv(
-        _CONV2D_FEATURES, (3, 3), padding='VALID', kernel_init=init)
+        _CONV2D_FEATURES, (3, 3), padding="VALID", kernel_init=init)
     self.hidden = [nn.Dense(h, kernel_init=init) for h in _HIDDEN]
     self.drop = nn.Dropout(self.dropout)
     self.head = nn.Dense(self.num_classes, kernel_init=init)
@@ -39,9 +39,9 @@ class HybridSN(nn.Module):
     min_bands = 1 + sum(k[2] - 1 for _, k in _CONV3D)
     if patch_size < min_patch or bands < min_bands:
       raise ValueError(
-          f'HybridSN needs patch_size >= {min_patch} and bands >= {min_bands} '
-          f'(its valid 3x3 convolutions and 7/5/3-deep spectral kernels); got '
-          f'patch_size={patch_size}, bands={bands}.')
+          f"HybridSN needs patch_size >= {min_patch} and bands >= {min_bands} "
+          f"(its valid 3x3 convolutions and 7/5/3-deep spectral kernels); got "
+          f"patch_size={patch_size}, bands={bands}.")
 
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = x[..., None]  # (B, H, W, bands, 1): the spectrum is a third conv axis.

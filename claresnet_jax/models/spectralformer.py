@@ -77,9 +77,9 @@ class _Encoder(nn.Module):
     tokens = groups.transpose(0, 4, 3, 1, 2).reshape(batch, bands, -1)
     tokens = nn.Dense(self.dim)(tokens)
 
-    cls = self.param('cls_token', nn.initializers.normal(1.0), (1, 1, self.dim))
+    cls = self.param("cls_token", nn.initializers.normal(1.0), (1, 1, self.dim))
     x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, self.dim)), tokens], 1)
-    x = x + self.param('pos_embedding', nn.initializers.normal(1.0),
+    x = x + self.param("pos_embedding", nn.initializers.normal(1.0),
                        (1, bands + 1, self.dim))
     x = nn.Dropout(self.emb_dropout, deterministic=not train)(x)
 
@@ -122,9 +122,9 @@ class SpectralFormer(nn.Module):
     """Raises ValueError unless every band has `near_band` distinct neighbours."""
     if patch_size < 1 or bands < self.near_band:
       raise ValueError(
-          f'SpectralFormer needs patch_size >= 1 and bands >= near_band='
-          f'{self.near_band} (its group-wise spectral embedding); got '
-          f'patch_size={patch_size}, bands={bands}.')
+          f"SpectralFormer needs patch_size >= 1 and bands >= near_band="
+          f"{self.near_band} (its group-wise spectral embedding); got "
+          f"patch_size={patch_size}, bands={bands}.")
 
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
     return self.encoder(x, train)

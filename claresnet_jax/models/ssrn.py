@@ -26,7 +26,7 @@ class _ResidualBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = functools.partial(nn.Conv, x.shape[-1], self.kernel, padding='SAME',
+    conv = functools.partial(nn.Conv, x.shape[-1], self.kernel, padding="SAME",
                              kernel_init=nn.initializers.he_normal())
     y = nn.relu(_batch_norm(train)(conv()(x)))
     y = _batch_norm(train)(conv()(y))
@@ -41,19 +41,19 @@ class _Trunk(nn.Module):
     init = nn.initializers.he_normal()
     # Spectral learning on (B, H, W, bands, filters): kernels span one pixel.
     x = nn.Conv(_FILTERS, (1, 1, _SPECTRAL_KERNEL),
-                strides=(1, 1, _SPECTRAL_STRIDE), padding='VALID',
+                strides=(1, 1, _SPECTRAL_STRIDE), padding="VALID",
                 kernel_init=init)(x[..., None])
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(2):
       x = _ResidualBlock((1, 1, _SPECTRAL_KERNEL))(x, train)
     # A kernel as deep as the remaining spectrum: one 128-vector per pixel.
-    x = nn.Conv(_REDUCED_BANDS, (1, 1, x.shape[3]), padding='VALID',
+    x = nn.Conv(_REDUCED_BANDS, (1, 1, x.shape[3]), padding="VALID",
                 kernel_init=init)(x)
     x = nn.relu(_batch_norm(train)(x))
     # The paper's 3x3x128 kernel over that vector is a 2-D convolution with
     # 128 input channels; the spatial blocks' 3x3x1 kernels likewise.
     x = x[:, :, :, 0, :]
-    x = nn.Conv(_FILTERS, (3, 3), padding='VALID', kernel_init=init)(x)
+    x = nn.Conv(_FILTERS, (3, 3), padding="VALID", kernel_init=init)(x)
     x = nn.relu(_batch_norm(train)(x))
     for _ in range(2):
       x = _ResidualBlock((3, 3))(x, train)
@@ -80,9 +80,9 @@ class SSRN(nn.Module):
     """Raises ValueError unless the spectral and valid 3x3 convolutions fit."""
     if patch_size < 3 or bands < _SPECTRAL_KERNEL:
       raise ValueError(
-          f'SSRN needs patch_size >= 3 (one valid 3x3 convolution) and bands >= '
-          f'{_SPECTRAL_KERNEL} (its 1x1x{_SPECTRAL_KERNEL} spectral kernel); got '
-          f'patch_size={patch_size}, bands={bands}.')
+          f"SSRN needs patch_size >= 3 (one valid 3x3 convolution) and bands >= "
+          f"{_SPECTRAL_KERNEL} (its 1x1x{_SPECTRAL_KERNEL} spectral kernel); got "
+          f"patch_size={patch_size}, bands={bands}.")
 
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
     return self.trunk(x, train)
