@@ -6,6 +6,7 @@
 
 Every figure is the median of --repeats timed runs after --warmup runs, each
 ended by block_until_ready, and is printed with the device and JAX version.
+Compile times are cold: the persistent compilation cache is off here.
 """
 import json
 import resource
@@ -234,6 +235,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene}[_MODE.value]
+  jax.config.update("jax_enable_compilation_cache", False)  # compile_s: what a cold start pays
   for row in run(_CONFIG.value):  # each figure as soon as it is measured
     print(json.dumps(row) if _JSON.value else _format(row), flush=True)
 

@@ -220,9 +220,6 @@ def _json_number(x: float) -> float | None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  # Seeds repeat the same programs: each compiles once (kept in the workdir for reruns).
-  jax.config.update("jax_compilation_cache_dir",
-                    str(pathlib.Path(_WORKDIR.value).absolute() / "jax_cache"))
   compare(_CONFIG.value, _MODELS.value, _SEEDS.value, _WORKDIR.value)
 
 

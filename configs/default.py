@@ -6,6 +6,7 @@ constant 1e-4 with weight decay 1e-2, batch 16, 40 epochs, the checkpoint
 with the best validation accuracy kept for testing.
 """
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -13,9 +14,12 @@ def get_config() -> ml_collections.ConfigDict:
   # A registry name of claresnet_jax.data ("indian_pines", "salinas", "salinas_a",
   # "pavia_university") or the path of a user's own scene file.
   config.scene = "indian_pines"
-  # For a user's file: its ground-truth file and variable names (see data.load_scene).
+  # For a user's file: its ground-truth file and variable names (see data.load_scene);
+  # data_dir: where tensorflow-datasets keeps a downloaded scene. Placeholders: unset, yet
+  # typed, so that `--config.scene_options.gt=path` works on the command line.
   config.scene_options = ml_collections.ConfigDict(
-      dict(gt=None, cube_key=None, gt_key=None, data_dir=None))
+      dict(gt=placeholder(str), cube_key=placeholder(str), gt_key=placeholder(str),
+           data_dir=placeholder(str)))
   config.exclude_classes = ()  # label values made unlabelled everywhere (Scene.without_classes)
 
   config.pca = ml_collections.ConfigDict()

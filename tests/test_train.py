@@ -19,7 +19,7 @@ from jax.experimental.compilation_cache import compilation_cache
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from orbax.checkpoint._src.handlers import json_checkpoint_handler
+from orbax.checkpoint._src.checkpointers import checkpointer
 import pytest
 import tensorflow as tf
 
@@ -257,10 +257,12 @@ def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch)
   manager = train.checkpoint_managers(tmp_path)["latest"]
   train.save_checkpoint(manager, state, dict(meta, epoch=1))
 
-  async def disk_full(self, item, directory):  # fails after the arrays were written
+  # The disk fills as the step's metadata is written: every array and the JSON item are
+  # written and awaited by then, so no write is left in flight when the error surfaces.
+  def disk_full(self, directory, custom_metadata):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-  monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", disk_full)
+  monkeypatch.setattr(checkpointer.Checkpointer, "_save_step_metadata", disk_full)
   with pytest.raises(OSError, match=r"epoch 2 checkpoint .* failed .*No space left.* "
                      r"previous checkpoint \(epoch 1\) is intact"):
     train.save_checkpoint(manager, state, dict(meta, epoch=2))
