@@ -165,11 +165,16 @@ def load_checkpoint(directory: str | pathlib.Path) -> tuple[CLAReSNet, dict]:
   return model, variables
 
 
-def main(argv=None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
+  """The command line of `python -m claresnet_jax.convert`."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("weights", help="the authors' state_dict: .pth/.pt (needs torch) or .npz")
   parser.add_argument("--output", required=True, help="checkpoint directory to create")
-  args = parser.parse_args(argv)
+  return parser
+
+
+def main(argv=None) -> None:
+  args = argument_parser().parse_args(argv)
   output = pathlib.Path(args.output)
   if output.exists():
     raise SystemExit(f"{output} already exists; choose a new --output directory")
