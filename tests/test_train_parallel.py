@@ -183,16 +183,16 @@ def test_two_processes_match_one_process(tmp_path, compile_cache):
                   f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                   f"--process_id={i}"] for i in range(2)], _env(**compile_cache), timeout=600)
 
-  # The training losses agree to float rounding. Parameters drift apart slightly: a kernel
-  # feeding BatchNorm has a gradient of ~0 (its scale cancels) whose rounding, different
-  # under another sharding, Adam turns into steps of +-lr. That moves validation outputs
-  # by ~1e-3, so they are compared more loosely.
+  # Parameters drift apart slightly: a kernel feeding BatchNorm has a gradient of ~0 (its
+  # scale cancels) whose rounding, different under another sharding (and, on AVX-512, another
+  # matmul kernel for the half batch), Adam turns into steps of +-lr. That moves the epoch's
+  # losses by ~3e-4 (seen on CI) and the validation outputs by ~1e-3.
   histories = {name: train.read_history(tmp_path / name) for name in ("single", "multi")}
   assert [h["epoch"] for h in histories["multi"]] == [1, 2]
-  num_val = 6 * 30
+  num_train, num_val = 6 * 40, 6 * 30
   for a, b in zip(histories["single"], histories["multi"]):
-    assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-5)
-    assert b["train_accuracy"] == pytest.approx(a["train_accuracy"], abs=1e-6)
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
+    assert abs(b["train_accuracy"] - a["train_accuracy"]) <= 2 / num_train + 1e-9  # two pixels
     assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
     assert abs(b["val_accuracy"] - a["val_accuracy"]) <= 1 / num_val + 1e-9  # one pixel
   config = train.load_config(tmp_path / "single")
