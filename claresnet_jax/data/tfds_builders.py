@@ -38,7 +38,8 @@ class HyperspectralScenes(tfds.core.GeneratorBasedBuilder):
       "On a machine without internet access, download the scene's two .mat files "
       "(URLs in claresnet_jax.data.scenes.SCENES) and place them, under their "
       "original names, in the manual directory (default <data_dir>/downloads/manual, "
-      "or pass manual_dir= to load_scene).")
+      "or pass manual_dir= to load_scene). A .npy of the same name (tensorly's layout, "
+      "e.g. Indian_pines_corrected.npy) serves as well: copies are verified by their values.")
 
   @property
   def url_infos(self):
@@ -62,21 +63,22 @@ class HyperspectralScenes(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     info = self.builder_config.scene
-    paths, downloaded = {}, []
+    paths, sources, downloaded = {}, {}, []
     for role, file in (("cube", info.cube), ("gt", info.gt)):
       manual = _manual_path(dl_manager, file)
       if manual is not None:
-        paths[role] = manual
+        paths[role], sources[role] = manual, str(manual)
       else:
         paths[role] = pathlib.Path(dl_manager.download(file.url))
+        sources[role] = f"{file.filename} ({paths[role]})"
         downloaded.append(paths[role])
     try:
       scene = scenes.scene_from_arrays(
-          info, scenes.read_array(paths["cube"], ndim=3, key=info.cube.key),
-          scenes.read_array(paths["gt"], ndim=2, key=info.gt.key),
-          cube_source=f"{info.cube.filename} ({paths['cube']})",
-          gt_source=f"{info.gt.filename} ({paths['gt']})")
+          info, info.cube.read(paths["cube"], ndim=3), info.gt.read(paths["gt"], ndim=2),
+          cube_source=sources["cube"], gt_source=sources["gt"])
     except (ValueError, KeyError) as e:
+      if not downloaded:
+        raise ValueError(f"{e}. Replace it with an intact copy.") from None
       # A cached bad download would be reused forever: remove it.
       for path in downloaded:
         path.unlink(missing_ok=True)
@@ -94,6 +96,10 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
   """Prepares (downloads or takes from `manual_dir`) a registered scene once, then loads it."""
   config = info.name if scenes.SCENES.get(info.name) is info else SceneConfig(
       name=info.name, description=info.title, scene=info)
+  if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
+    raise FileNotFoundError(f"manual_dir={str(manual_dir)!r} is not a folder; it should hold "
+                            f"{' or '.join(info.cube.local_names)} and "
+                            f"{' or '.join(info.gt.local_names)}")
   builder = HyperspectralScenes(config=config, data_dir=data_dir)
   if not builder.is_prepared():
     if not download:
@@ -124,19 +130,17 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
 
 
 def _manual_path(dl_manager, file: scenes.SceneFile) -> pathlib.Path | None:
-  """The hand-placed copy of `file`, checked against its sha256 where known."""
+  """The hand-placed copy of `file` in either layout (`SceneFile.local_names`), or None.
+
+  It is verified once read, by its values (`SceneFile.values_sha256`), not by
+  its bytes: a re-saved .mat or a .npy mirror holds the same values.
+  """
   try:
-    path = pathlib.Path(dl_manager.manual_dir) / file.filename
+    folder = pathlib.Path(dl_manager.manual_dir)
   except AssertionError:  # no manual directory, or an empty one
     return None
-  if not path.is_file():
-    return None
-  if file.sha256:
-    digest = tfds.download.checksums.compute_url_info(path).checksum
-    if digest != file.sha256:
-      raise ValueError(f"{path} has sha256 {digest}, expected {file.sha256}: replace it with an "
-                       f"intact copy of {file.url}")
-  return path
+  found = [folder / name for name in file.local_names if (folder / name).is_file()]
+  return found[0] if found else None
 
 
 def _remove_new_tmp(download_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
