@@ -244,6 +244,31 @@ def scene_from_arrays(info: SceneInfo, cube: np.ndarray, gt: np.ndarray, *, cube
   if cube.shape != info.shape:
     raise ValueError(f"{cube_source} has shape {cube.shape}, expected {info.shape} for "
                      f"{info.title}")
+  _verify_gt(info, gt, raw_gt, gt_source)
+  _check_values(raw_cube, info.cube, cube_source, f"{info.title} cube",
+                "some pixel values differ")
+  return _registered_scene(info, cube, gt)
+
+
+def ground_truth_scene(name: str, path: PathLike) -> Scene:
+  """A registered scene's ground truth alone, verified, as a scene without spectra (0 bands).
+
+  Splits and the leakage audit need only the labels, so they run on the real
+  field layout where the cube is not at hand (Salinas, Pavia University here).
+  """
+  if name not in SCENES:
+    raise ValueError(f"{name!r} is not a registered scene ({', '.join(SCENES)})")
+  info = SCENES[name]
+  raw = info.gt.read(path, ndim=2)
+  height, width, _ = info.shape
+  cube, gt = check_arrays(np.zeros((height, width, 0), np.float32), raw,
+                          cube_source=f"the {info.title} cube", gt_source=str(path))
+  _verify_gt(info, gt, raw, str(path))
+  return _registered_scene(info, cube, gt)
+
+
+def _verify_gt(info: SceneInfo, gt: np.ndarray, raw_gt: np.ndarray, gt_source: str) -> None:
+  """The published count of every class, then the labels' values where registered."""
   values, counts = np.unique(gt[gt > 0], return_counts=True)
   found = dict(zip(values.tolist(), counts.tolist()))
   expected = {label: count for label, (_, count) in info.classes.items()}
@@ -255,8 +280,9 @@ def scene_from_arrays(info: SceneInfo, cube: np.ndarray, gt: np.ndarray, *, cube
                      + "; ".join(diffs))
   _check_values(raw_gt, info.gt, gt_source, f"{info.title} ground truth",
                 "its labels differ in place (the class counts are the published ones)")
-  _check_values(raw_cube, info.cube, cube_source, f"{info.title} cube",
-                "some pixel values differ")
+
+
+def _registered_scene(info: SceneInfo, cube: np.ndarray, gt: np.ndarray) -> Scene:
   ids = np.array(sorted(info.classes), np.int32)
   return Scene(info.name, cube, gt, ids, [info.classes[i][0] for i in ids.tolist()])
 
