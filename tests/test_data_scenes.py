@@ -1,9 +1,6 @@
 """Scenes: the bundled Salinas-A, users' files, the verified tfds download path."""
 import dataclasses
-import functools
-import http.server
 import shutil
-import threading
 
 import h5py
 import numpy as np
@@ -162,27 +159,7 @@ def test_without_classes_errors_name_the_values():
     scene.without_classes(scene.class_ids)
 
 
-# The download path, against a local HTTP server.
-
-
-@pytest.fixture
-def served(tmp_path):
-  """A folder served on 127.0.0.1; yields (folder, base URL)."""
-  folder = tmp_path / "served"
-  folder.mkdir()
-  handler = functools.partial(_QuietHandler, directory=str(folder))
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-  thread.start()
-  yield folder, f"http://127.0.0.1:{server.server_port}"
-  server.shutdown()
-  thread.join()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-
-  def log_message(self, *args):
-    pass
+# The download path, against a local HTTP server (the `served` fixture of conftest.py).
 
 
 def _local_salinas_a(base, name="salinas_a_local"):

@@ -49,7 +49,8 @@ def main(argv):
 def _per_class_table(scene: data.Scene, split: data.Split, title: str) -> str:
   parts = [np.bincount(data.labels_of(scene.gt, getattr(split, part), scene.class_ids),
                        minlength=scene.num_classes) for part in ("train", "val", "test")]
-  lines = [f"{title}:", "", "| class | name | train | val | test |", "| --- | --- | --- | --- | --- |"]
+  lines = [f"{title}:", "", "| class | name | train | val | test |",
+           "| --- | --- | --- | --- | --- |"]
   for k, (value, name) in enumerate(zip(scene.class_ids.tolist(), scene.class_names)):
     lines.append(f"| {value} | {name} | {parts[0][k]:,} | {parts[1][k]:,} | {parts[2][k]:,} |")
   lines.append(f"| | total | {len(split.train):,} | {len(split.val):,} | {len(split.test):,} |")

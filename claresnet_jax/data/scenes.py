@@ -58,6 +58,28 @@ class Scene:
 
 
 @dataclasses.dataclass(frozen=True)
+class ArchiveMember:
+  """A copy of a scene file inside a ZIP archive elsewhere: the source where the first fails."""
+  url: str
+  sha256: str  # of the archive, checked by the download manager
+  size: int
+  member: str  # the file's path inside the archive
+
+  @property
+  def filename(self) -> str:
+    return self.url.rsplit("/", 1)[-1]
+
+
+# tensorly 0.10.0 on PyPI (BSD-3) ships the corrected Indian Pines cube and ground truth as .npy.
+_TENSORLY_WHEEL = dict(
+    url="https://files.pythonhosted.org/packages/17/02/"
+        "0269a1573b9f2ea6365e12b87debaf8b2cdad8e3fc4f84d9f4dc6be68adb/"
+        "tensorly-0.10.0-py3-none-any.whl",
+    sha256="90becb3d28023638ec60d19fbf8d87735b4ce1537fe3eb881897d69e107b882d",
+    size=7431542)
+
+
+@dataclasses.dataclass(frozen=True)
 class SceneFile:
   """One downloadable .mat file of a scene, the variable it holds and what that must contain."""
   url: str
@@ -67,6 +89,7 @@ class SceneFile:
   # Of the array's values (`values_sha256`), where known: the same for every copy of the
   # array, whatever its container, so a .npy mirror or a re-saved .mat verifies too.
   values_sha256: str | None = None
+  mirror: ArchiveMember | None = None  # where the URL cannot be reached
 
   @property
   def filename(self) -> str:
@@ -105,12 +128,16 @@ SCENES: dict[str, SceneInfo] = {
         description="AVIRIS, Indiana 1992; corrected: 20 water-absorption bands removed.",
         cube=SceneFile(
             f"{_EHU}/6/67/Indian_pines_corrected.mat", "indian_pines_corrected",
-            values_sha256="60c8ec2f8b40b7b3d5d221a4c86bca4506dd0181fbc26c107334f1313bb65f25"),
+            values_sha256="60c8ec2f8b40b7b3d5d221a4c86bca4506dd0181fbc26c107334f1313bb65f25",
+            mirror=ArchiveMember(
+                **_TENSORLY_WHEEL, member="tensorly/datasets/data/Indian_pines_corrected.npy")),
         gt=SceneFile(
             f"{_EHU}/c/c4/Indian_pines_gt.mat", "indian_pines_gt",
             sha256="65c4687a8ab04f6da4789799bc3bc4f6e88bccac3ed6a2e6ae367e5e6b9e429c",
             size=1125,
-            values_sha256="3f6c028dceffedf3727ed44f1cb5e00a92debec71f9dd75f5cdd7db27ec5e0b0"),
+            values_sha256="3f6c028dceffedf3727ed44f1cb5e00a92debec71f9dd75f5cdd7db27ec5e0b0",
+            mirror=ArchiveMember(
+                **_TENSORLY_WHEEL, member="tensorly/datasets/data/Indian_pines_gt.npy")),
         shape=(145, 145, 200),
         classes={
             1: ("Alfalfa", 46), 2: ("Corn-notill", 1428), 3: ("Corn-mintill", 830),
