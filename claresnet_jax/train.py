@@ -438,7 +438,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
   resolved = json.loads(config.to_json_best_effort())
   if path.exists():
     saved = json.loads(path.read_text())
-    if saved == resolved:
+    if not _differences(saved, resolved):  # a key added since, unset (None), is no difference
       return
     if any(workdir.glob("**/checkpoints/latest/[0-9]*")):
       differences = ", ".join(

@@ -15,11 +15,13 @@ def get_config() -> ml_collections.ConfigDict:
   # "pavia_university") or the path of a user's own scene file.
   config.scene = "indian_pines"
   # For a user's file: its ground-truth file and variable names (see data.load_scene);
-  # data_dir: where tensorflow-datasets keeps a downloaded scene. Placeholders: unset, yet
-  # typed, so that `--config.scene_options.gt=path` works on the command line.
+  # for a registered scene, data_dir: where tensorflow-datasets keeps it, and manual_dir: a
+  # folder holding a copy placed by hand (the EHU .mat or tensorly .npy files, verified by
+  # their values). Placeholders: unset, yet typed, so that `--config.scene_options.gt=path`
+  # works on the command line.
   config.scene_options = ml_collections.ConfigDict(
       dict(gt=placeholder(str), cube_key=placeholder(str), gt_key=placeholder(str),
-           data_dir=placeholder(str)))
+           data_dir=placeholder(str), manual_dir=placeholder(str)))
   config.exclude_classes = ()  # label values made unlabelled everywhere (Scene.without_classes)
 
   config.pca = ml_collections.ConfigDict()

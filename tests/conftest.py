@@ -1,6 +1,9 @@
-"""Shared test fixtures: paths to the provided reference tensors and scenes."""
+"""Shared test fixtures: paths to the provided reference tensors and scenes, a local server."""
+import functools
+import http.server
 import os
 import pathlib
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -15,3 +18,23 @@ def shared_dir() -> pathlib.Path:
   if not SHARED.is_dir():
     raise FileNotFoundError(f"{SHARED} is missing: the tests need ../shared beside the checkout")
   return SHARED
+
+
+@pytest.fixture
+def served(tmp_path):
+  """A folder served on 127.0.0.1; yields (folder, base URL)."""
+  folder = tmp_path / "served"
+  folder.mkdir()
+  handler = functools.partial(_QuietHandler, directory=str(folder))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+  thread.start()
+  yield folder, f"http://127.0.0.1:{server.server_port}"
+  server.shutdown()
+  thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+  def log_message(self, *args):
+    pass

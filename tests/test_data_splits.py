@@ -1,5 +1,9 @@
 """Splits on the bundled Salinas-A and small rasters; the leakage audit."""
+import importlib
+import os
 import pathlib
+import re
+import subprocess
 import sys
 
 import numpy as np
@@ -7,7 +11,6 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from claresnet_jax import data
-from claresnet_jax.data import scenes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -87,28 +90,54 @@ def test_disjoint_reports_classes_too_small_to_separate():
     data.make_split(raster, "disjoint", seed=0, patch_size=11)
 
 
-def test_ip_disjoint_splits_once_small_classes_are_excluded(shared_dir):
+def _config(name):
   sys.path.insert(0, str(REPO))  # for configs/
   try:
-    from configs import ip_disjoint  # pylint: disable=g-import-not-at-top
+    return importlib.import_module(f"configs.{name}").get_config()
   finally:
     sys.path.remove(str(REPO))
-  config = ip_disjoint.get_config()
-  info = scenes.SCENES["indian_pines"]
-  labels = scenes.read_array(shared_dir / "data/indian_pines/Indian_pines_gt.mat", ndim=2,
-                             key=info.gt.key)
-  # The cube is not shipped; the split only needs the ground truth.
-  scene = scenes.scene_from_arrays(info, np.zeros(info.shape, np.float32), labels,
-                                   cube_source="zeros", gt_source="Indian_pines_gt.mat")
+
+
+# The real ground truths (the splits need no cube): each disjoint config splits every class it
+# keeps, and names the ones it cannot split.
+@pytest.mark.parametrize("config_name, gt_file, excluded", [
+    ("ip_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16]),
+    ("sa_disjoint", "salinas/Salinas_gt.mat", []),
+    ("pu_disjoint", "pavia_university/PaviaU_gt.mat", []),
+])
+def test_disjoint_configs_on_the_real_ground_truths(shared_dir, config_name, gt_file, excluded):
+  config = _config(config_name)
+  assert config.split.protocol == "disjoint" and config.pca.fit_on == "train"
+  assert sorted(config.exclude_classes) == excluded
+  scene = data.ground_truth_scene(config.scene, shared_dir / "data" / gt_file)
   split_args = dict(seed=config.seed, patch_size=config.patch_size, **config.split.options)
-  with pytest.raises(ValueError, match=r"Classes \[1, 4, 7, 9, 16\] keep no training pixel"):
-    data.make_split(scene.gt, config.split.protocol, **split_args)
+  if excluded:
+    with pytest.raises(ValueError, match=rf"Classes {re.escape(str(excluded))} keep no training"):
+      data.make_split(scene.gt, config.split.protocol, **split_args)
   reduced = scene.without_classes(config.exclude_classes)
-  split = data.make_split(reduced.gt, config.split.protocol, **split_args)
-  assert reduced.num_classes == 11
-  for part in (split.train, split.val, split.test):
-    assert set(_counts(scene.gt, part)) == set(reduced.class_ids.tolist())
-  assert data.leakage(split, config.patch_size) == 0.0
+  assert reduced.num_classes == scene.num_classes - len(excluded)
+  for seed in range(config.seed, config.seed + 3):  # the seeds of num_runs=3
+    split = data.make_split(reduced.gt, config.split.protocol, **dict(split_args, seed=seed))
+    for part in (split.train, split.val, split.test):
+      assert set(_counts(scene.gt, part)) == set(reduced.class_ids.tolist())
+    assert data.leakage(split, config.patch_size) == 0.0
+    everything = np.concatenate([split.train, split.val, split.test])
+    assert len(_as_set(everything)) == len(everything)
+
+
+def test_ground_truth_scene_is_verified(tmp_path, shared_dir):
+  scene = data.ground_truth_scene("salinas", shared_dir / "data/salinas/Salinas_gt.mat")
+  assert scene.cube.shape == (512, 217, 0) and scene.num_classes == 16
+  assert scene.class_names[7] == "Grapes_untrained" and (scene.gt == 8).sum() == 11271
+  swapped = scene.gt.astype(np.uint8)
+  first, other = np.argwhere(swapped == 1)[0], np.argwhere(swapped == 2)[0]
+  swapped[tuple(first)], swapped[tuple(other)] = 2, 1
+  np.save(tmp_path / "Salinas_gt.npy", swapped)
+  with pytest.raises(ValueError, match=r"Salinas_gt\.npy does not hold the published Salinas "
+                                       r"ground truth: its labels differ in place"):
+    data.ground_truth_scene("salinas", tmp_path / "Salinas_gt.npy")
+  with pytest.raises(KeyError, match=r"Salinas_gt\.mat has no variable 'paviaU_gt'"):
+    data.ground_truth_scene("pavia_university", shared_dir / "data/salinas/Salinas_gt.mat")
 
 
 def test_per_class_and_fraction_counts(gt):
@@ -191,3 +220,21 @@ def test_labels_of_gives_zero_based_indices(gt):
   unlabelled = np.argwhere(gt == 0)[:1]
   with pytest.raises(ValueError, match="labels outside class_ids"):
     data.labels_of(gt, unlabelled, class_ids)
+
+
+def test_audit_of_a_ground_truth_alone(shared_dir):
+  gt_file = shared_dir / "data/indian_pines/Indian_pines_gt.mat"
+  result = subprocess.run(
+      [sys.executable, "-m", "claresnet_jax.data.audit", "--scene=indian_pines", f"--gt={gt_file}",
+       "--exclude=1,4,7,9,16", "--seeds=42", "--protocols=disjoint", "--per_class"],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+      timeout=120, check=True)
+  scene = data.ground_truth_scene("indian_pines", gt_file).without_classes([1, 4, 7, 9, 16])
+  split = data.make_split(scene.gt, "disjoint", seed=42, patch_size=11)
+  assert (f"disjoint      42 {len(split.train):>6} {len(split.val):>5} {len(split.test):>5}    "
+          "0.000") in result.stdout
+  counts = _counts(scene.gt, split.train)
+  assert f"| 14 | Woods | {counts[14]:,} |" in result.stdout
+  assert "| 9 | Oats |" not in result.stdout
+  assert (f"| | total | {len(split.train):,} | {len(split.val):,} | {len(split.test):,} |"
+          in result.stdout)

@@ -10,6 +10,7 @@ from claresnet_jax.data.preprocess import remove_bands
 from claresnet_jax.data.scenes import SCENES
 from claresnet_jax.data.scenes import Scene
 from claresnet_jax.data.scenes import SceneInfo
+from claresnet_jax.data.scenes import ground_truth_scene
 from claresnet_jax.data.scenes import load_scene
 from claresnet_jax.data.splits import PROTOCOLS
 from claresnet_jax.data.splits import Split

@@ -6,6 +6,7 @@ file fails here with a message naming it, not later inside training.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.resources
 import os
 import pathlib
@@ -57,16 +58,55 @@ class Scene:
 
 
 @dataclasses.dataclass(frozen=True)
-class SceneFile:
-  """One downloadable .mat file of a scene and the variable it holds."""
+class ArchiveMember:
+  """A copy of a scene file inside a ZIP archive elsewhere: the source where the first fails."""
   url: str
-  key: str
-  sha256: str | None = None  # with size, where a verified copy is known
-  size: int | None = None
+  sha256: str  # of the archive, checked by the download manager
+  size: int
+  member: str  # the file's path inside the archive
 
   @property
   def filename(self) -> str:
     return self.url.rsplit("/", 1)[-1]
+
+
+# tensorly 0.10.0 on PyPI (BSD-3) ships the corrected Indian Pines cube and ground truth as .npy.
+_TENSORLY_WHEEL = dict(
+    url="https://files.pythonhosted.org/packages/17/02/"
+        "0269a1573b9f2ea6365e12b87debaf8b2cdad8e3fc4f84d9f4dc6be68adb/"
+        "tensorly-0.10.0-py3-none-any.whl",
+    sha256="90becb3d28023638ec60d19fbf8d87735b4ce1537fe3eb881897d69e107b882d",
+    size=7431542)
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneFile:
+  """One downloadable .mat file of a scene, the variable it holds and what that must contain."""
+  url: str
+  key: str
+  sha256: str | None = None  # of the file, with size, where a verified copy is known
+  size: int | None = None
+  # Of the array's values (`values_sha256`), where known: the same for every copy of the
+  # array, whatever its container, so a .npy mirror or a re-saved .mat verifies too.
+  values_sha256: str | None = None
+  mirror: ArchiveMember | None = None  # where the URL cannot be reached
+
+  @property
+  def filename(self) -> str:
+    return self.url.rsplit("/", 1)[-1]
+
+  @property
+  def local_names(self) -> tuple[str, str]:
+    """Names a copy placed by hand may have: the EHU .mat, or a .npy of the same stem.
+
+    The .npy is the layout of tensorly's datasets (Indian_pines_corrected.npy).
+    """
+    return self.filename, pathlib.Path(self.filename).with_suffix(".npy").name
+
+  def read(self, path: PathLike, *, ndim: int) -> np.ndarray:
+    """Reads a copy of this file in either layout of `local_names`."""
+    key = self.key if pathlib.Path(path).suffix.lower() == ".mat" else None
+    return read_array(path, ndim=ndim, key=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +126,18 @@ SCENES: dict[str, SceneInfo] = {
         name="indian_pines",
         title="Indian Pines",
         description="AVIRIS, Indiana 1992; corrected: 20 water-absorption bands removed.",
-        cube=SceneFile(f"{_EHU}/6/67/Indian_pines_corrected.mat", "indian_pines_corrected"),
+        cube=SceneFile(
+            f"{_EHU}/6/67/Indian_pines_corrected.mat", "indian_pines_corrected",
+            values_sha256="60c8ec2f8b40b7b3d5d221a4c86bca4506dd0181fbc26c107334f1313bb65f25",
+            mirror=ArchiveMember(
+                **_TENSORLY_WHEEL, member="tensorly/datasets/data/Indian_pines_corrected.npy")),
         gt=SceneFile(
             f"{_EHU}/c/c4/Indian_pines_gt.mat", "indian_pines_gt",
             sha256="65c4687a8ab04f6da4789799bc3bc4f6e88bccac3ed6a2e6ae367e5e6b9e429c",
-            size=1125),
+            size=1125,
+            values_sha256="3f6c028dceffedf3727ed44f1cb5e00a92debec71f9dd75f5cdd7db27ec5e0b0",
+            mirror=ArchiveMember(
+                **_TENSORLY_WHEEL, member="tensorly/datasets/data/Indian_pines_gt.npy")),
         shape=(145, 145, 200),
         classes={
             1: ("Alfalfa", 46), 2: ("Corn-notill", 1428), 3: ("Corn-mintill", 830),
@@ -105,7 +152,9 @@ SCENES: dict[str, SceneInfo] = {
         title="Salinas",
         description="AVIRIS, Salinas Valley CA; corrected: 20 water-absorption bands removed.",
         cube=SceneFile(f"{_EHU}/a/a3/Salinas_corrected.mat", "salinas_corrected"),
-        gt=SceneFile(f"{_EHU}/f/fa/Salinas_gt.mat", "salinas_gt"),
+        gt=SceneFile(
+            f"{_EHU}/f/fa/Salinas_gt.mat", "salinas_gt",
+            values_sha256="98b12344d1cc9bdb4ad9538486badb6a04eaebd4a05e0d32cc03ac0c35f738f9"),
         shape=(512, 217, 204),
         classes={
             1: ("Brocoli_green_weeds_1", 2009), 2: ("Brocoli_green_weeds_2", 3726),
@@ -123,11 +172,13 @@ SCENES: dict[str, SceneInfo] = {
         cube=SceneFile(
             f"{_EHU}/1/1a/SalinasA_corrected.mat", "salinasA_corrected",
             sha256="d75684ed3ab71a1024cee0f9db9061f50a3523a92ff5edfbbb1eed976b9f1721",
-            size=1539086),
+            size=1539086,
+            values_sha256="568076e8388a76853f6c4279630ff34e936d0da8fedec5c0ac3a364654be8c38"),
         gt=SceneFile(
             f"{_EHU}/a/aa/SalinasA_gt.mat", "salinasA_gt",
             sha256="17814c1d3296c0e29b27f320f2c4174d2a68adb87e376abe78f02923e2c2e454",
-            size=587),
+            size=587,
+            values_sha256="88502993805bc0972f5f60dbfc7d9a8fb581850bafb16404c2b10938f625abf8"),
         shape=(83, 86, 204),
         classes={
             1: ("Brocoli_green_weeds_1", 391), 10: ("Corn_senesced_green_weeds", 1343),
@@ -139,7 +190,9 @@ SCENES: dict[str, SceneInfo] = {
         title="Pavia University",
         description="ROSIS, Pavia 2001; 103 bands.",
         cube=SceneFile(f"{_EHU}/e/ee/PaviaU.mat", "paviaU"),
-        gt=SceneFile(f"{_EHU}/5/50/PaviaU_gt.mat", "paviaU_gt"),
+        gt=SceneFile(
+            f"{_EHU}/5/50/PaviaU_gt.mat", "paviaU_gt",
+            values_sha256="e40239a4cd614dff60a8922e16f517b250db26004fdf24e06848d391656d5155"),
         shape=(610, 340, 103),
         classes={
             1: ("Asphalt", 6631), 2: ("Meadows", 18649), 3: ("Gravel", 2099), 4: ("Trees", 3064),
@@ -203,16 +256,46 @@ def load_scene(
   if not path.suffix and not path.exists():
     raise ValueError(f"{str(name_or_path)!r} is neither a registered scene "
                      f"({', '.join(SCENES)}) nor an existing file")
+  given = [k for k, v in dict(data_dir=data_dir, manual_dir=manual_dir).items() if v is not None]
+  if given:
+    raise ValueError(f"{' and '.join(given)} given for the file {str(name_or_path)!r}: data_dir "
+                     f"and manual_dir apply only to registered scenes ({', '.join(SCENES)})")
   return _load_user_scene(path, gt, cube_key, gt_key, class_names, name)
 
 
 def scene_from_arrays(info: SceneInfo, cube: np.ndarray, gt: np.ndarray, *, cube_source: str,
                       gt_source: str) -> Scene:
   """Builds a registered scene from its raw arrays and verifies it against `info`."""
+  raw_cube, raw_gt = cube, gt
   cube, gt = check_arrays(cube, gt, cube_source=cube_source, gt_source=gt_source)
   if cube.shape != info.shape:
     raise ValueError(f"{cube_source} has shape {cube.shape}, expected {info.shape} for "
                      f"{info.title}")
+  _verify_gt(info, gt, raw_gt, gt_source)
+  _check_values(raw_cube, info.cube, cube_source, f"{info.title} cube",
+                "some pixel values differ")
+  return _registered_scene(info, cube, gt)
+
+
+def ground_truth_scene(name: str, path: PathLike) -> Scene:
+  """A registered scene's ground truth alone, verified, as a scene without spectra (0 bands).
+
+  Splits and the leakage audit need only the labels, so they run on the real
+  field layout where the cube is not at hand (Salinas, Pavia University here).
+  """
+  if name not in SCENES:
+    raise ValueError(f"{name!r} is not a registered scene ({', '.join(SCENES)})")
+  info = SCENES[name]
+  raw = info.gt.read(path, ndim=2)
+  height, width, _ = info.shape
+  cube, gt = check_arrays(np.zeros((height, width, 0), np.float32), raw,
+                          cube_source=f"the {info.title} cube", gt_source=str(path))
+  _verify_gt(info, gt, raw, str(path))
+  return _registered_scene(info, cube, gt)
+
+
+def _verify_gt(info: SceneInfo, gt: np.ndarray, raw_gt: np.ndarray, gt_source: str) -> None:
+  """The published count of every class, then the labels' values where registered."""
   values, counts = np.unique(gt[gt > 0], return_counts=True)
   found = dict(zip(values.tolist(), counts.tolist()))
   expected = {label: count for label, (_, count) in info.classes.items()}
@@ -222,8 +305,39 @@ def scene_from_arrays(info: SceneInfo, cube: np.ndarray, gt: np.ndarray, *, cube
              if found.get(label, 0) != expected.get(label, 0)]
     raise ValueError(f"{gt_source} does not hold the published {info.title} ground truth: "
                      + "; ".join(diffs))
+  _check_values(raw_gt, info.gt, gt_source, f"{info.title} ground truth",
+                "its labels differ in place (the class counts are the published ones)")
+
+
+def _registered_scene(info: SceneInfo, cube: np.ndarray, gt: np.ndarray) -> Scene:
   ids = np.array(sorted(info.classes), np.int32)
   return Scene(info.name, cube, gt, ids, [info.classes[i][0] for i in ids.tolist()])
+
+
+def values_sha256(array: np.ndarray) -> str:
+  """sha256 of an integer-valued array's values: C order, each as a little-endian int64.
+
+  The container (.mat, .npy, a float32 cache) and the stored dtype do not
+  change it: `SceneFile.values_sha256` verifies any copy of a registered array.
+  """
+  digest = hashlib.sha256()
+  for row in np.asarray(array):  # row by row: no int64 copy of a whole cube
+    digest.update(np.ascontiguousarray(row, "<i8").tobytes())
+  return digest.hexdigest()
+
+
+def _check_values(array: np.ndarray, file: SceneFile, source: str, what: str,
+                  difference: str) -> None:
+  if file.values_sha256 is None:
+    return
+  array = np.asarray(array)
+  if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+    raise ValueError(f"{source} does not hold the published {what}: it holds non-integer "
+                     "values, the published file integers")
+  digest = values_sha256(array)
+  if digest != file.values_sha256:
+    raise ValueError(f"{source} does not hold the published {what}: {difference} (sha256 of "
+                     f"its values {digest}, expected {file.values_sha256})")
 
 
 def check_arrays(cube: np.ndarray, gt: np.ndarray, *, cube_source: str,

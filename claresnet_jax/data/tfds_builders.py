@@ -1,8 +1,10 @@
 """tensorflow-datasets builder for the registered scenes: download, checksums, cache.
 
 One builder config per scene. Files come from `manual_dir` when placed there by
-hand (offline machines), else from the scene's URL through the download
-manager, which checks the published sha256 where one is known. The arrays are
+hand (offline machines, either layout of `SceneFile.local_names`), else from
+the scene's URL through the download manager, which checks the published
+sha256 where one is known, else (URL unreachable) from the archive of the
+file's mirror, downloaded, checked and extracted the same way. The arrays are
 verified (shape, dtype, exact per-class counts) before anything is written, and
 again when read back.
 """
@@ -12,6 +14,7 @@ import dataclasses
 import pathlib
 import shutil
 
+from absl import logging
 import numpy as np
 
 from claresnet_jax.data import _tf  # pylint: disable=unused-import  (hides GPUs from TF first)
@@ -38,15 +41,17 @@ class HyperspectralScenes(tfds.core.GeneratorBasedBuilder):
       "On a machine without internet access, download the scene's two .mat files "
       "(URLs in claresnet_jax.data.scenes.SCENES) and place them, under their "
       "original names, in the manual directory (default <data_dir>/downloads/manual, "
-      "or pass manual_dir= to load_scene).")
+      "or pass manual_dir= to load_scene). A .npy of the same name (tensorly's layout, "
+      "e.g. Indian_pines_corrected.npy) serves as well: copies are verified by their values.")
 
   @property
   def url_infos(self):
-    """Published sha256 digests of this config's files, checked by the download manager."""
+    """Published sha256 digests of this config's files and mirrors, checked when downloaded."""
     info = self.builder_config.scene
+    sources = [f for f in (info.cube, info.gt) if f.sha256]
+    sources += [f.mirror for f in (info.cube, info.gt) if f.mirror]
     return {f.url: tfds.download.checksums.UrlInfo(
-        size=tfds.core.units.Size(f.size), checksum=f.sha256, filename=None)
-            for f in (info.cube, info.gt) if f.sha256}
+        size=tfds.core.units.Size(f.size), checksum=f.sha256, filename=None) for f in sources}
 
   def _info(self) -> tfds.core.DatasetInfo:
     height, width, bands = self.builder_config.scene.shape
@@ -62,25 +67,28 @@ class HyperspectralScenes(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     info = self.builder_config.scene
-    paths, downloaded = {}, []
+    paths, sources, downloaded = {}, {}, []
     for role, file in (("cube", info.cube), ("gt", info.gt)):
       manual = _manual_path(dl_manager, file)
       if manual is not None:
-        paths[role] = manual
+        paths[role], sources[role] = manual, str(manual)
       else:
-        paths[role] = pathlib.Path(dl_manager.download(file.url))
-        downloaded.append(paths[role])
+        paths[role], sources[role], written = _download(dl_manager, file)
+        downloaded.append(written)
     try:
       scene = scenes.scene_from_arrays(
-          info, scenes.read_array(paths["cube"], ndim=3, key=info.cube.key),
-          scenes.read_array(paths["gt"], ndim=2, key=info.gt.key),
-          cube_source=f"{info.cube.filename} ({paths['cube']})",
-          gt_source=f"{info.gt.filename} ({paths['gt']})")
+          info, info.cube.read(paths["cube"], ndim=3), info.gt.read(paths["gt"], ndim=2),
+          cube_source=sources["cube"], gt_source=sources["gt"])
     except (ValueError, KeyError) as e:
+      if not downloaded:
+        raise ValueError(f"{e}. Replace it with an intact copy.") from None
       # A cached bad download would be reused forever: remove it.
       for path in downloaded:
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".INFO").unlink(missing_ok=True)
+        if path.is_dir():
+          shutil.rmtree(path)
+        else:
+          path.unlink(missing_ok=True)
+          path.with_name(path.name + ".INFO").unlink(missing_ok=True)
       raise ValueError(f"{e}. The downloaded files were removed; try again, or place verified "
                        "copies in the manual directory.") from None
     return {_SPLIT: self._generate_examples(scene)}
@@ -94,13 +102,16 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
   """Prepares (downloads or takes from `manual_dir`) a registered scene once, then loads it."""
   config = info.name if scenes.SCENES.get(info.name) is info else SceneConfig(
       name=info.name, description=info.title, scene=info)
+  if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
+    raise FileNotFoundError(f"manual_dir={str(manual_dir)!r} is not a folder; it should hold "
+                            f"{_local_names(info)}")
   builder = HyperspectralScenes(config=config, data_dir=data_dir)
   if not builder.is_prepared():
     if not download:
       raise FileNotFoundError(
           f"{info.title} is not prepared in {builder.data_dir_root}; call load_scene with "
-          f"download=True, or place {info.cube.filename} and {info.gt.filename} in a manual "
-          "directory and pass manual_dir=")
+          f"download=True, or place {_local_names(info)} in a manual directory and pass "
+          "manual_dir=")
     download_dir = pathlib.Path(builder.data_dir_root) / "downloads"
     before = set(download_dir.rglob("*.tmp.*"))
     try:
@@ -108,35 +119,60 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
           download_dir=download_dir,
           download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     except Exception as e:
-      _remove_new_tmp(download_dir, before)
       if isinstance(e, download_manager.NonMatchingChecksumError):
         raise ValueError(f"A download of {info.title} does not match its published sha256, so "
                          f"it was discarded (corrupted or changed file).\n{e}") from None
-      if isinstance(e, OSError):  # no connection, refused, timed out
+      if isinstance(e, (OSError, tfds.download.DownloadError)):  # no connection, HTTP errors
         raise OSError(f"Could not download {info.title}: {e}\nOn a machine without internet "
-                      f"access, place {info.cube.filename} and {info.gt.filename} in a folder "
-                      f"and pass manual_dir= (default {download_dir / 'manual'})") from None
+                      f"access, place {_local_names(info)} in a folder and pass manual_dir= "
+                      f"(default {download_dir / 'manual'})") from None
       raise
+    finally:  # failed attempts, also those a mirror made up for
+      _remove_new_tmp(download_dir, before)
   example = next(iter(tfds.as_numpy(builder.as_dataset(split=_SPLIT))))
   return scenes.scene_from_arrays(
       info, example["cube"], example["gt"], cube_source=f"cached {info.name} cube",
       gt_source=f"cached {info.name} ground truth")
 
 
-def _manual_path(dl_manager, file: scenes.SceneFile) -> pathlib.Path | None:
-  """The hand-placed copy of `file`, checked against its sha256 where known."""
+def _local_names(info: scenes.SceneInfo) -> str:
+  return " and ".join(" or ".join(f.local_names) for f in (info.cube, info.gt))
+
+
+def _download(dl_manager, file: scenes.SceneFile) -> tuple[pathlib.Path, str, pathlib.Path]:
+  """Downloads `file`, or where its URL fails, extracts it from its mirror's archive.
+
+  Returns the file's path, how errors name it, and what to remove if it is bad.
+  """
   try:
-    path = pathlib.Path(dl_manager.manual_dir) / file.filename
+    path = pathlib.Path(dl_manager.download(file.url))
+    return path, f"{file.filename} ({path})", path
+  except (OSError, tfds.download.DownloadError) as e:  # no connection, HTTP errors
+    if file.mirror is None:
+      raise
+    logging.warning("Could not download %s (%s); taking %s from %s instead", file.url, e,
+                    file.mirror.member, file.mirror.url)
+  # A wheel is a ZIP archive under another name: say how to extract it.
+  folder = pathlib.Path(dl_manager.download_and_extract(tfds.download.Resource(
+      url=file.mirror.url, extract_method=tfds.download.ExtractMethod.ZIP)))
+  path = folder / file.mirror.member
+  if not path.is_file():
+    raise ValueError(f"{file.mirror.filename} holds no {file.mirror.member}")
+  return path, f"{file.mirror.member} of {file.mirror.filename} ({path})", folder
+
+
+def _manual_path(dl_manager, file: scenes.SceneFile) -> pathlib.Path | None:
+  """The hand-placed copy of `file` in either layout (`SceneFile.local_names`), or None.
+
+  It is verified once read, by its values (`SceneFile.values_sha256`), not by
+  its bytes: a re-saved .mat or a .npy mirror holds the same values.
+  """
+  try:
+    folder = pathlib.Path(dl_manager.manual_dir)
   except AssertionError:  # no manual directory, or an empty one
     return None
-  if not path.is_file():
-    return None
-  if file.sha256:
-    digest = tfds.download.checksums.compute_url_info(path).checksum
-    if digest != file.sha256:
-      raise ValueError(f"{path} has sha256 {digest}, expected {file.sha256}: replace it with an "
-                       f"intact copy of {file.url}")
-  return path
+  found = [folder / name for name in file.local_names if (folder / name).is_file()]
+  return found[0] if found else None
 
 
 def _remove_new_tmp(download_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
