@@ -43,14 +43,14 @@ def remove_bands(cube: np.ndarray, bands: Sequence[int] | str) -> np.ndarray:
 def nodata_mask(cube: np.ndarray, nodata: float | None = None) -> np.ndarray:
   """(...,) True where a pixel of a (..., bands) cube holds no measurement.
 
-  That is a NaN or Inf in any band, the `nodata` fill value in any band, or
-  zero in every band (the blank margins of real flight lines).
+  That is a NaN or Inf in any band, or the same fill value in every band:
+  zero (the blank margins of real flight lines) or `nodata`.
   """
   mask = ~np.isfinite(cube).all(axis=-1) if cube.dtype.kind == "f" else np.zeros(
       cube.shape[:-1], bool)
   mask |= ~cube.any(axis=-1)
   if nodata is not None:
-    mask |= (cube == nodata).any(axis=-1)
+    mask |= (cube == nodata).all(axis=-1)
   return mask
 
 
