@@ -15,8 +15,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a run of train.py.")
 _SCENE = flags.DEFINE_multi_string(
     "scene", None, "Scene to classify: GeoTIFF, ENVI (.hdr), .npy or .mat; repeat for several.")
 _OUTPUT = flags.DEFINE_string("output", None, "Folder for the outputs.")
-_NODATA = flags.DEFINE_float("nodata", None, "Fill value of pixels without data (default: the "
-                             "file's own); NaN, Inf and all-zero spectra are no data too.")
+_NODATA = flags.DEFINE_float("nodata", None, "Fill value, in every band, of pixels without data "
+                             "(default: the file's own); NaN, Inf and all-zero spectra are no "
+                             "data too.")
 _PROBABILITIES = flags.DEFINE_bool("probabilities", False, "Also write every class's probability.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the outputs of an earlier run.")
 _TILE_PIXELS = flags.DEFINE_integer("tile_pixels", predict.TILE_PIXELS,

@@ -188,8 +188,9 @@ class Predictor:
         _classes (class ids, 0 = no data), _max_probability, _entropy and,
         with `probabilities`, _probabilities (one band per class) as GeoTIFF
         (ENVI for an ENVI scene), and _classes.png.
-      nodata: the fill value of pixels without data (default: the one the file
-        declares, if any); NaN, Inf and all-zero spectra are no data too.
+      nodata: the value that every band of a pixel without data holds (default:
+        the one the file declares, if any); NaN, Inf and all-zero spectra are no
+        data too.
       probabilities: also write every class's probability.
       overwrite: replace outputs of an earlier run instead of refusing.
       tile_pixels: pixels classified per tile; memory grows with it.
