@@ -30,8 +30,8 @@ from claresnet_jax.data import scenes
 # Pixels classified per tile. Each tile holds its raw spectra twice in float64 while
 # projecting: 65536 pixels of 200 bands are about 200 MB.
 TILE_PIXELS = 65536
-# The PNG of a larger scene shows every n-th pixel, so drawing it stays small.
-PNG_MAX_SIDE = 2000
+# The PNG (about 1000 pixels wide) of a larger scene is drawn from every n-th pixel.
+PNG_MAX_SIDE = 1000
 # Float rasters mark no data with NaN; the class map with 0.
 _FLOAT_NODATA = float("nan")
 
@@ -272,16 +272,16 @@ class Predictor:
         first, last = max(0, start - pad), min(height, stop + pad)
         raw = reader.read(first, last)
         missing = data.nodata_mask(raw, nodata)
-        cube = self.pca.transform(raw, missing)
-        del raw
-        # The rows of the tile's patches; beyond the scene's edges, reflected as in training.
-        rows = np.abs(np.arange(start - pad, stop + pad))
-        rows = np.where(rows >= height, 2 * (height - 1) - rows, rows) - first
         valid = ~missing[start - first:stop - first]
         tile = {name: np.full((files[name].count, *valid.shape), self._outputs[name].nodata,
                               self._outputs[name].dtype) for name in files}
         pixels = np.argwhere(valid)
-        if len(pixels):
+        if len(pixels):  # else a blank stretch of the scene: nothing to project
+          cube = self.pca.transform(raw, missing)
+          del raw
+          # The rows of the tile's patches; beyond the scene's edges, reflected as in training.
+          rows = np.abs(np.arange(start - pad, stop + pad))
+          rows = np.where(rows >= height, 2 * (height - 1) - rows, rows) - first
           probs = train.predict(self.state, self._step, self.mesh, cube[rows], pixels + (pad, 0),
                                 patch_size=self.config.patch_size,
                                 batch_size=self.config.eval_batch_size)["probabilities"]
@@ -334,7 +334,8 @@ class Predictor:
 
   def _draw(self, classes_path: pathlib.Path, png: pathlib.Path, title: str) -> None:
     """The class map as a PNG with a legend; a large scene is drawn from every n-th pixel."""
-    with rasterio.open(classes_path) as src:
+    with warnings.catch_warnings(), rasterio.open(classes_path) as src:
+      warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
       step = math.ceil(max(src.height, src.width) / PNG_MAX_SIDE)
       ids = src.read(1, out_shape=(math.ceil(src.height / step), math.ceil(src.width / step)),
                      resampling=Resampling.nearest)
