@@ -29,12 +29,17 @@ VALID_PIXELS = 40_000  # of random spectra in each scene's strip
 NUM_CLASSES = 6
 
 
-def make_run(workdir: pathlib.Path, bands: int) -> None:
-  """A workdir predict.py accepts: the tiny test config, a PCA and an untrained best checkpoint."""
+def tiny_config():
   config = salinas_a.get_config()
-  config.scene = "synthetic"
   config.model.kwargs.update(emb_dim=16, base_channels=8, num_layers=1)
   config.pca.components, config.patch_size, config.eval_batch_size = 6, 5, 64
+  return config
+
+
+def make_run(workdir: pathlib.Path, config, bands: int) -> None:
+  """A workdir predict.py accepts: `config`, a PCA of `bands` bands, an untrained checkpoint."""
+  config = config.copy_and_resolve_references()
+  config.scene = "synthetic"
   train.claim_workdir(config, workdir)
   spectra = np.random.default_rng(0).normal(size=(1, 4096, bands))
   data.fit_pca(spectra, config.pca.components).save(workdir / "pca.npz")
@@ -84,7 +89,7 @@ def main():
                       help="where the run and scenes go (default: a temporary folder)")
   options = parser.parse_args()
   folder = options.folder or pathlib.Path(tempfile.mkdtemp(prefix="predict_memory-"))
-  make_run(folder / "run", options.bands)
+  make_run(folder / "run", tiny_config(), options.bands)
   peaks = {}
   for side in (options.small, options.large):
     scene = folder / f"scene_{side}.npy"

@@ -38,8 +38,7 @@ _FLOAT_NODATA = float("nan")
 
 @dataclasses.dataclass(frozen=True)
 class _Output:
-  """One raster written per scene: its name suffix, band count and type."""
-  suffix: str
+  """The pixel type of one raster written per scene, and its no-data value."""
   dtype: str
   nodata: float
 
@@ -169,10 +168,10 @@ class Predictor:
     self.pca = data.PCA.load(self.workdir / "pca.npz")
     self._step = train.jit_predict_step(self.mesh, with_features=False)
     self._outputs = {
-        "classes": _Output("classes", "uint8" if self.class_ids.max() < 256 else "uint16", 0),
-        "max_probability": _Output("max_probability", "float32", _FLOAT_NODATA),
-        "entropy": _Output("entropy", "float32", _FLOAT_NODATA),
-        "probabilities": _Output("probabilities", "float32", _FLOAT_NODATA),
+        "classes": _Output("uint8" if self.class_ids.max() < 256 else "uint16", 0),
+        "max_probability": _Output("float32", _FLOAT_NODATA),
+        "entropy": _Output("float32", _FLOAT_NODATA),
+        "probabilities": _Output("float32", _FLOAT_NODATA),
     }
 
   def predict_scene(self, scene: str | os.PathLike, output: str | os.PathLike, *,
@@ -206,7 +205,7 @@ class Predictor:
       nodata = reader.nodata if nodata is None else nodata
       extension = ".img" if reader.driver == "ENVI" else ".tif"
       names = [n for n in self._outputs if probabilities or n != "probabilities"]
-      paths = {n: output / f"{scene.stem}_{self._outputs[n].suffix}{extension}" for n in names}
+      paths = {n: output / f"{scene.stem}_{n}{extension}" for n in names}
       paths["png"] = output / f"{scene.stem}_classes.png"
       taken = [p for p in paths.values() if p.exists()]
       if reader.driver == "ENVI":
@@ -225,8 +224,6 @@ class Predictor:
         for path in sorted(partial.iterdir()):  # complete: move every file into place
           os.replace(path, output / path.name)
       except (OSError, rasterio.errors.RasterioError) as e:
-        if isinstance(e, FileNotFoundError):
-          raise
         raise OSError(f"Writing the outputs of {scene} into {output} failed ({e}); none of them "
                       "was kept. Free disk space (or fix the folder) and rerun.") from e
       finally:
@@ -297,7 +294,7 @@ class Predictor:
         bar.update((stop - start) * width)
       self._describe(files)
     if reader.driver == "ENVI":
-      self._envi_classes(paths["classes"].with_suffix(".hdr"))
+      self._envi_headers(paths, reader.path.name)
     return valid_count
 
   def _describe(self, files: dict) -> None:
@@ -317,20 +314,29 @@ class Predictor:
     for f in files.values():
       f.update_tags(run=str(self.workdir), checkpoint_epoch=str(self.epoch))
 
-  def _envi_classes(self, header: pathlib.Path) -> None:
-    """Makes an ENVI class map a classification: names and colours of values 0..max id."""
+  def _envi_headers(self, paths: dict[str, pathlib.Path], scene: str) -> None:
+    """Describes each ENVI output and makes the class map an ENVI classification.
+
+    GDAL's description would be the temporary path; a classification names and
+    colours every value from 0 to the largest class id.
+    """
     from spectral.io import envi  # pylint: disable=g-import-not-at-top
     values = range(int(self.class_ids.max()) + 1)
     names = dict(zip(self.class_ids.tolist(), self.class_names))
     colors = dict(zip(self.class_ids.tolist(), _class_colors(len(self.class_ids))[:, :3]))
-    fields = envi.read_envi_header(str(header))
-    fields.update({
-        "file type": "ENVI Classification",
-        "classes": len(values),
-        "class names": [names.get(v, "no data" if v == 0 else f"unused {v}") for v in values],
-        "class lookup": [int(c) for v in values for c in colors.get(v, (0, 0, 0))],
-    })
-    envi.write_envi_header(str(header), fields)
+    for name, path in paths.items():
+      header = str(path.with_suffix(".hdr"))
+      fields = envi.read_envi_header(header)
+      fields["description"] = (f"{name} of {scene}, predicted by {self.workdir} (checkpoint "
+                               f"epoch {self.epoch})")
+      if name == "classes":
+        fields.update({
+            "file type": "ENVI Classification",
+            "classes": len(values),
+            "class names": [names.get(v, "no data" if v == 0 else f"unused {v}") for v in values],
+            "class lookup": [int(c) for v in values for c in colors.get(v, (0, 0, 0))],
+        })
+      envi.write_envi_header(header, fields)
 
   def _draw(self, classes_path: pathlib.Path, png: pathlib.Path, title: str) -> None:
     """The class map as a PNG with a legend; a large scene is drawn from every n-th pixel."""
