@@ -22,8 +22,10 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from claresnet_jax import data, models, train  # pylint: disable=g-import-not-at-top,wrong-import-position
-from configs import salinas_a  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from claresnet_jax import data, models, train
+from configs import salinas_a
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 VALID_PIXELS = 40_000  # of random spectra in each scene's strip
 NUM_CLASSES = 6
@@ -57,7 +59,7 @@ def make_run(workdir: pathlib.Path, config, bands: int) -> None:
 
 
 def make_scene(path: pathlib.Path, side: int, bands: int) -> None:
-  """A sparse side x side x bands float32 .npy: a strip of random rows, zeros (no data) elsewhere."""
+  """A sparse side x side x bands float32 .npy: a strip of random rows, zeros (no data) after."""
   cube = np.lib.format.open_memmap(path, "w+", np.float32, (side, side, bands))
   rows = -(-VALID_PIXELS // side)
   rng = np.random.default_rng(1)

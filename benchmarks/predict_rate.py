@@ -1,4 +1,4 @@
-"""predict.py's pixel rate against `python -m claresnet_jax.bench --mode scene`, same model and batch.
+"""predict.py's pixel rate against `python -m claresnet_jax.bench --mode scene` (same model, batch).
 
 Both classify every pixel of a side x side scene with an untrained model of the
 config (default: the paper's CLAReSNet, configs/ip.py) at its eval_batch_size,
@@ -63,7 +63,8 @@ def main():
                f"--eval_batch_size={config.eval_batch_size}", f"--bands={config.pca.components}",
                "--json", *overrides])
   bench_rate = json.loads(bench.stdout.strip().splitlines()[-1])["pixels_per_s"]
-  print(json.dumps({"config": "tiny" if options.tiny else options.config, "side": options.side, "bands": options.bands,
+  print(json.dumps({"config": "tiny" if options.tiny else options.config, "side": options.side,
+                    "bands": options.bands,
                     "eval_batch_size": config.eval_batch_size, "predict_pixels_per_s": predict_rate,
                     "bench_pixels_per_s": bench_rate, "ratio": predict_rate / bench_rate}))
 

@@ -31,7 +31,8 @@ ZERO_BLOCK = (slice(50, 60), slice(55, 70))
 
 
 def _tiny_config():
-  spec = importlib.util.spec_from_file_location("salinas_a_config", REPO / "configs" / "salinas_a.py")
+  spec = importlib.util.spec_from_file_location("salinas_a_config",
+                                                REPO / "configs" / "salinas_a.py")
   module = importlib.util.module_from_spec(spec)
   sys.path.insert(0, str(REPO))  # for its `from configs import default`
   try:
@@ -97,12 +98,23 @@ def run(tmp_path_factory):
   np.save(scenes / "salinas_a_npy.npy", np.ascontiguousarray(cube))
 
   predictor = predict.Predictor(workdir)
-  outputs = {name: predictor.predict_scene(scenes / file, folder / "out",
-                                           tile_pixels=TILE_PIXELS)
-             for name, file in (("tif", "salinas_a.tif"), ("envi", "salinas_a_envi.hdr"),
-                                ("holes", "holes.tif"))}
+  outputs = {"tif": predictor.predict_scene(scenes / "salinas_a.tif", folder / "out",
+                                            tile_pixels=TILE_PIXELS)}
+  compiles = []
+
+  def on_duration(event, duration, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+      compiles.append(duration)
+
+  jax.monitoring.register_event_duration_secs_listener(on_duration)
+  try:  # later scenes, in another format and with no-data pixels, run the same program
+    for name, file in (("envi", "salinas_a_envi.hdr"), ("holes", "holes.tif")):
+      outputs[name] = predictor.predict_scene(scenes / file, folder / "out",
+                                              tile_pixels=TILE_PIXELS)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(on_duration)
   yield {"folder": folder, "workdir": workdir, "eval_map": eval_map, "scenes": scenes,
-         "outputs": outputs, "predictor": predictor,
+         "outputs": outputs, "predictor": predictor, "later_compiles": compiles,
          "env": {k.upper(): str(v) for k, v in settings.items()}}
   for k, v in previous.items():
     jax.config.update(k, v)
@@ -119,6 +131,7 @@ def test_class_maps_equal_eval_maps_in_both_formats(run):
     np.testing.assert_array_equal(_read(run["outputs"][name]["classes"]), run["eval_map"])
   assert run["outputs"]["envi"]["classes"].suffix == ".img"
   assert run["outputs"]["tif"]["classes"].suffix == ".tif"
+  assert run["later_compiles"] == []
 
 
 def test_outputs_carry_the_scenes_georeference_colours_and_names(run):
@@ -177,7 +190,8 @@ def test_errors_name_the_problem(run, tmp_path):
   with pytest.raises(ValueError, match=r"has 200 bands, but the run .* trained on 204 bands"):
     predictor.predict_scene(tmp_path / "bands.npy", tmp_path / "out")
   (tmp_path / "untrained").mkdir()
-  (tmp_path / "untrained" / "config.json").write_bytes((run["workdir"] / "config.json").read_bytes())
+  config = (run["workdir"] / "config.json").read_bytes()
+  (tmp_path / "untrained" / "config.json").write_bytes(config)
   with pytest.raises(FileNotFoundError, match="No best checkpoint"):
     predict.Predictor(tmp_path / "untrained")
   with pytest.raises(FileExistsError, match="salinas_a_classes.tif.*--overwrite"):
@@ -191,6 +205,9 @@ def test_errors_name_the_problem(run, tmp_path):
   with pytest.raises(ValueError, match="short.tif"):
     predictor.predict_scene(tmp_path / "short.tif", tmp_path / "out")
   assert not list((tmp_path / "out").glob("short*"))
+  with pytest.raises(ValueError, match="Several scenes are named salinas_a"):
+    predict.predict_scenes(run["workdir"], [scenes / "salinas_a.tif", tmp_path / "salinas_a.npy"],
+                           tmp_path / "out")
 
 
 def test_a_full_disk_keeps_earlier_outputs_and_leaves_no_partial_file(run, monkeypatch):
