@@ -47,8 +47,7 @@ class SceneReader:
   """Rows of a scene file, read a window at a time, with its georeferencing.
 
   GeoTIFF and ENVI through rasterio (windowed reads); .npy mapped one window
-  at a time; .mat read whole (MATLAB files cannot be read in parts; convert a
-  large scene to .npy, GeoTIFF or ENVI).
+  at a time; .mat read whole (convert a large scene to .npy, GeoTIFF or ENVI).
   """
 
   def __init__(self, path: str | os.PathLike):

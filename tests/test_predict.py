@@ -226,3 +226,7 @@ def test_a_full_disk_keeps_earlier_outputs_and_leaves_no_partial_file(run, monke
     run["predictor"].predict_scene(run["scenes"] / "salinas_a.tif", out, overwrite=True,
                                    tile_pixels=TILE_PIXELS)
   assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no partial folder either
+  monkeypatch.undo()  # space freed: the same call replaces the earlier outputs
+  paths = run["predictor"].predict_scene(run["scenes"] / "salinas_a.tif", out, overwrite=True)
+  assert sorted(p.name for p in out.iterdir()) == sorted(before)
+  np.testing.assert_array_equal(_read(paths["classes"]), run["eval_map"])
