@@ -31,9 +31,9 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   if runs:
     return _evaluate_runs(workdir, runs)
   config = train.load_config(workdir)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
   dataset = train.prepare_dataset(config, workdir)
   scene = dataset.scene
+  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
   state, meta = train.restore_best(config, workdir, scene.num_classes, mesh)
 
   kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
