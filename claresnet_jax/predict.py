@@ -17,7 +17,6 @@ import time
 import warnings
 
 from absl import logging
-import jax
 import numpy as np
 import rasterio
 from rasterio import windows
