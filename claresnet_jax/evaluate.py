@@ -31,15 +31,10 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   if runs:
     return _evaluate_runs(workdir, runs)
   config = train.load_config(workdir)
-  best_dir = workdir / "checkpoints" / "best"
-  if not best_dir.is_dir() or not any(p.name.isdigit() for p in best_dir.iterdir()):
-    raise FileNotFoundError(
-        f"No best checkpoint in {best_dir}: training in {workdir} has not finished an epoch. "
-        f"Run python train.py --config <config> --workdir {workdir} first.")
   dataset = train.prepare_dataset(config, workdir)
   scene = dataset.scene
   mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, meta = train.restore_best(config, dataset, mesh, workdir)
+  state, meta = train.restore_best(config, workdir, scene.num_classes, mesh)
 
   kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,

@@ -30,17 +30,47 @@ def classification_map(path: pathlib.Path, prediction: np.ndarray, ground_truth:
     class_names: names in class-index order.
   """
   colors = class_colors(len(class_names))
-  truth = np.where(ground_truth[..., None] >= 0, colors[np.maximum(ground_truth, 0)], (0, 0, 0, 1))
   fig = Figure(figsize=(10, 5.5))
-  for ax, image, title in zip(fig.subplots(1, 2), (truth, colors[prediction]),
+  for ax, image, title in zip(fig.subplots(1, 2), (ground_truth, prediction),
                               ("Ground truth (black: unlabelled)", "Prediction, every pixel")):
-    ax.imshow(image, interpolation="nearest")
-    ax.set_title(title)
-    ax.set_axis_off()
+    _draw_classes(ax, image, colors, title)
+  _legend(fig, colors, class_names)
+  fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+
+
+def class_map(path: pathlib.Path, classes: np.ndarray, class_names: Sequence[str],
+              title: str) -> None:
+  """One map of classes with a legend (predict.py's map of a scene).
+
+  Args:
+    path: the PNG to write.
+    classes: (H, W) class index, -1 where there is no data (drawn black).
+    class_names: names in class-index order.
+    title: the figure's title.
+  """
+  colors = class_colors(len(class_names))
+  height, width = classes.shape
+  fig = Figure(figsize=(7, 7 * height / width + 1))
+  _draw_classes(fig.subplots(), classes, colors, title)
+  _legend(fig, colors, class_names)
+  fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+
+
+def _draw_classes(ax, classes: np.ndarray, colors: np.ndarray, title: str) -> None:
+  """Each pixel in its class's colour, black where the index is negative.
+
+  The image is RGBA bytes: an eighth of the memory of float colours for a large map.
+  """
+  palette = np.concatenate([np.round(colors * 255), [(0, 0, 0, 255)]]).astype(np.uint8)
+  ax.imshow(palette[np.where(classes >= 0, classes, len(colors))], interpolation="nearest")
+  ax.set_title(title)
+  ax.set_axis_off()
+
+
+def _legend(fig: Figure, colors: np.ndarray, class_names: Sequence[str]) -> None:
   handles = [patches.Patch(color=colors[k], label=name) for k, name in enumerate(class_names)]
   fig.legend(handles=handles, loc="lower center", ncol=min(len(class_names), 4), fontsize="small")
   fig.subplots_adjust(bottom=0.05 + 0.04 * -(-len(class_names) // 4))
-  fig.savefig(path, dpi=_DPI, bbox_inches="tight")
 
 
 def uncertainty_map(path: pathlib.Path, entropy: np.ndarray, num_classes: int) -> None:

@@ -60,9 +60,14 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
   """Loads the scene and projects it; the split and PCA are made once and kept in the workdir.
 
   A rerun (resume, evaluation) reads `split.npz` and `pca.npz` back, so every
-  stage uses the same pixels and the same projection.
+  stage uses the same pixels and the same projection; `classes.json` keeps the
+  class ids and names for predicting without the training scene.
   """
   scene = load_scene(config)
+  if jax.process_index() == 0 and not (workdir / "classes.json").exists():
+    (workdir / "classes.json").write_text(json.dumps(
+        {"class_ids": scene.class_ids.tolist(), "class_names": list(scene.class_names)},
+        indent=2) + "\n")
   split_path, pca_path = workdir / "split.npz", workdir / "pca.npz"
   if split_path.exists():
     with np.load(split_path) as z:
@@ -276,14 +281,22 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: TrainState,
   return restored["state"], dict(restored["meta"])
 
 
-def restore_best(config: ml_collections.ConfigDict, dataset: Dataset, mesh: jax.sharding.Mesh,
-                 workdir: pathlib.Path) -> tuple[TrainState, dict]:
-  """The run's best-validation state, sharded for `mesh`, and its bookkeeping (eval, compare)."""
-  model = models.create_model(config.model.name, dataset.scene.num_classes,
-                              **config.model.kwargs)
-  tx, _ = make_optimizer(config, len(dataset.split.train) // config.batch_size)
+def restore_best(config: ml_collections.ConfigDict, workdir: pathlib.Path, num_classes: int,
+                 mesh: jax.sharding.Mesh) -> tuple[TrainState, dict]:
+  """The run's best-validation state, sharded for `mesh`, and its bookkeeping.
+
+  Shared by evaluation, comparison and prediction; only shapes come from the
+  config, so the training scene is not needed.
+  """
+  best_dir = workdir / "checkpoints" / "best"
+  if not best_dir.is_dir() or not any(p.name.isdigit() for p in best_dir.iterdir()):
+    raise FileNotFoundError(
+        f"No best checkpoint in {best_dir}: training in {workdir} has not finished an epoch. "
+        f"Run python train.py --config <config> --workdir {workdir} first.")
+  model = models.create_model(config.model.name, num_classes, **config.model.kwargs)
+  tx, _ = make_optimizer(config, steps_per_epoch=1)  # the schedule shapes no array
   target = create_train_state(
-      model, tx, (config.patch_size, config.patch_size, dataset.cube.shape[-1]), config.seed,
+      model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
       mesh, abstract=True)
   manager = checkpoint_managers(workdir)["best"]
   try:
@@ -450,7 +463,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
     logging.warning("%s held an untrained run of another config; starting afresh", workdir)
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("split.npz", "pca.npz", "metrics.jsonl"):
+    for name in ("split.npz", "pca.npz", "classes.json", "metrics.jsonl"):
       (workdir / name).unlink(missing_ok=True)
     path.write_text(json.dumps(resolved, indent=2) + "\n")
   _barrier("workdir claimed")
@@ -463,6 +476,20 @@ def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training workdir "
                             "(run train.py --workdir on it first)")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def load_classes(config: ml_collections.ConfigDict, workdir: str | pathlib.Path
+                 ) -> tuple[np.ndarray, list[str]]:
+  """The label values and names of the classes a run in `workdir` predicts.
+
+  From classes.json; a workdir trained before that file existed loads its scene.
+  """
+  path = pathlib.Path(workdir) / "classes.json"
+  if path.exists():
+    classes = json.loads(path.read_text())
+    return np.array(classes["class_ids"], np.int32), classes["class_names"]
+  scene = load_scene(config)
+  return scene.class_ids, list(scene.class_names)
 
 
 def _differences(a: Mapping, b: Mapping, prefix: str = "") -> dict[str, tuple]:

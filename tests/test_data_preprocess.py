@@ -48,6 +48,21 @@ def test_saved_pca_transforms_new_pixels_identically(cube, tmp_path):
   np.testing.assert_array_equal(loaded.transform(new_pixels), pca.transform(new_pixels))
 
 
+def test_pixels_without_data_are_left_out_of_the_fit_and_projected_as_the_mean(cube):
+  holes = cube.copy()
+  holes[:10, :10, 5] = np.nan
+  holes[20:30] = 0.0
+  holes[40, 40] = -1.0  # a fill value, given as nodata (some valid bands hold -1 too)
+  missing = data.nodata_mask(holes, nodata=-1.0)
+  assert missing.sum() == 100 + 10 * 86 + 1 and data.nodata_mask(holes).sum() == 100 + 10 * 86
+  pca = data.fit_pca(holes, 3)
+  fitted = holes[~data.nodata_mask(holes)].astype(np.float64)
+  np.testing.assert_allclose(pca.mean, fitted.mean(axis=0), rtol=1e-9)
+  projected = pca.transform(holes, missing)
+  np.testing.assert_array_equal(projected[missing], 0.0)
+  np.testing.assert_array_equal(projected[~missing], pca.transform(cube)[~missing])
+
+
 def test_pca_errors(cube):
   with pytest.raises(ValueError, match="n_components=205 must be between 1 and the cube's 204"):
     data.fit_pca(cube, 205)

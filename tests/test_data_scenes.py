@@ -124,14 +124,28 @@ def test_bad_arrays_are_named(tmp_path):
   np.save(tmp_path / "narrow.npy", gt[:, :5])
   with pytest.raises(ValueError, match=r"narrow\.npy has shape \(5, 5\), expected \(5, 6\)"):
     data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "narrow.npy")
+  gt[1, 2] = 7
   np.save(tmp_path / "gt.npy", gt)
   nan_cube = cube.astype(np.float32)
   nan_cube[1, 2, 3] = np.nan
   np.save(tmp_path / "nan.npy", nan_cube)
-  with pytest.raises(ValueError, match=r"nan\.npy has 1 NaN or Inf.*row 1, column 2, band 3"):
+  with pytest.raises(ValueError, match=r"nan\.npy has 1 labelled pixels without data.*row 1, "
+                     r"column 2.*label them 0 in gt\.npy"):
     data.load_scene(tmp_path / "nan.npy", gt=tmp_path / "gt.npy")
   with pytest.raises(ValueError, match="class_names has 3 names but gt.npy has 2 classes"):
     data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "gt.npy", class_names=["a", "b", "c"])
+
+
+def test_unlabelled_pixels_without_data_are_kept(tmp_path):
+  cube, gt = _scene_arrays()
+  gt[0, :3] = 0
+  cube = cube.astype(np.float32)
+  cube[0, 0, 1], cube[0, 1] = np.inf, 0.0  # an Inf band, an all-zero spectrum
+  np.save(tmp_path / "cube.npy", cube)
+  np.save(tmp_path / "gt.npy", gt)
+  scene = data.load_scene(tmp_path / "cube.npy", gt=tmp_path / "gt.npy")
+  np.testing.assert_array_equal(scene.cube, cube)
+  np.testing.assert_array_equal(data.nodata_mask(scene.cube)[0, :3], [True, True, False])
 
 
 def test_without_classes_makes_them_unlabelled():

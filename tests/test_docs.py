@@ -122,7 +122,7 @@ def test_every_documented_command_parses():
   commands = documented_commands()
   entries = {entry for entry, _ in commands}
   # The front page and the docs show every command of the project.
-  assert {"train.py", "eval.py", "claresnet_jax.bench", "claresnet_jax.compare",
+  assert {"train.py", "eval.py", "predict.py", "claresnet_jax.bench", "claresnet_jax.compare",
           "claresnet_jax.convert", "claresnet_jax.data.audit"} <= entries
   assert [p for p in parse_problems(commands) if p] == []
 

@@ -6,6 +6,7 @@ imported on first use, so that TensorFlow loads only where input is fed.
 from claresnet_jax.data.preprocess import PCA
 from claresnet_jax.data.preprocess import WATER_ABSORPTION_BANDS
 from claresnet_jax.data.preprocess import fit_pca
+from claresnet_jax.data.preprocess import nodata_mask
 from claresnet_jax.data.preprocess import remove_bands
 from claresnet_jax.data.scenes import SCENES
 from claresnet_jax.data.scenes import Scene

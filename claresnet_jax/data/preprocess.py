@@ -1,4 +1,4 @@
-"""Spectral preprocessing: water-absorption band removal and PCA.
+"""Spectral preprocessing: water-absorption band removal, no-data pixels and PCA.
 
 The fitted PCA is a plain set of arrays saved with a run, so that inference on
 new pixels projects them exactly as the training pixels were.
@@ -40,6 +40,20 @@ def remove_bands(cube: np.ndarray, bands: Sequence[int] | str) -> np.ndarray:
   return np.delete(cube, bands, axis=-1)
 
 
+def nodata_mask(cube: np.ndarray, nodata: float | None = None) -> np.ndarray:
+  """(...,) True where a pixel of a (..., bands) cube holds no measurement.
+
+  That is a NaN or Inf in any band, or the same fill value in every band:
+  zero (the blank margins of real flight lines) or `nodata`.
+  """
+  mask = ~np.isfinite(cube).all(axis=-1) if cube.dtype.kind == "f" else np.zeros(
+      cube.shape[:-1], bool)
+  mask |= ~cube.any(axis=-1)
+  if nodata is not None:
+    mask |= (cube == nodata).all(axis=-1)
+  return mask
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class PCA:
   """A fitted projection: ((x - mean) @ components.T - offset) / scale per pixel.
@@ -56,12 +70,20 @@ class PCA:
   def n_components(self) -> int:
     return self.components.shape[0]
 
-  def transform(self, cube: np.ndarray) -> np.ndarray:
-    """Projects (..., bands) pixels to (..., n_components) float32."""
+  def transform(self, cube: np.ndarray, nodata: np.ndarray | None = None) -> np.ndarray:
+    """Projects (..., bands) pixels to (..., n_components) float32.
+
+    No-data pixels (`nodata`, default `nodata_mask(cube)`) are projected as the
+    mean spectrum: the value a patch sees there, in training and prediction alike.
+    """
     bands = self.components.shape[1]
     if cube.shape[-1] != bands:
       raise ValueError(f"The PCA was fitted on {bands} bands but the cube has {cube.shape[-1]}")
-    projected = (np.asarray(cube, np.float64) - self.mean) @ self.components.T
+    nodata = nodata_mask(cube) if nodata is None else nodata
+    spectra = np.asarray(cube, np.float64)
+    if nodata.any():
+      spectra = np.where(nodata[..., None], self.mean, spectra)
+    projected = (spectra - self.mean) @ self.components.T
     return ((projected - self.offset) / self.scale).astype(np.float32)
 
   def save(self, path: str | os.PathLike) -> None:
@@ -78,7 +100,8 @@ def fit_pca(cube: np.ndarray, n_components: int, *, pixels: np.ndarray | None = 
             standardize: bool = False) -> PCA:
   """Fits PCA on the raw values of all pixels (the paper) or of the given (N, 2) pixels.
 
-  Fitting on training pixels only keeps test spectra out of the projection.
+  No-data pixels (`nodata_mask`) are left out. Fitting on training pixels only
+  keeps test spectra out of the projection.
   `standardize` rescales each component to zero mean and unit variance on the
   fitted pixels.
   """
@@ -87,7 +110,7 @@ def fit_pca(cube: np.ndarray, n_components: int, *, pixels: np.ndarray | None = 
     raise ValueError(f"n_components={n_components} must be between 1 and the cube's {bands} "
                      "bands")
   if pixels is None:
-    samples = cube.reshape(-1, bands)
+    samples = cube[~nodata_mask(cube)]
   else:
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.shape[1] != 2:
@@ -95,6 +118,7 @@ def fit_pca(cube: np.ndarray, n_components: int, *, pixels: np.ndarray | None = 
     if ((pixels < 0) | (pixels >= (height, width))).any():
       raise ValueError(f"pixels holds (row, col) pairs outside the {height}x{width} cube")
     samples = cube[pixels[:, 0], pixels[:, 1]]
+    samples = samples[~nodata_mask(samples)]
   if len(samples) < n_components:
     raise ValueError(f"n_components={n_components} needs at least as many pixels; got "
                      f"{len(samples)}")

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.io
 
+from claresnet_jax.data.preprocess import nodata_mask
+
 PathLike = str | os.PathLike
 
 _EHU = "https://www.ehu.eus/ccwintco/uploads"
@@ -203,7 +205,7 @@ SCENES: dict[str, SceneInfo] = {
 
 BUNDLED = "salinas_a"
 
-_ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
+ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
 
 
 def load_scene(
@@ -236,7 +238,7 @@ def load_scene(
       may download (see `tfds_builders`).
 
   Returns:
-    The scene, verified: shapes, dtypes, finiteness and, for registered scenes,
+    The scene, verified: shapes, dtypes, data under every label and, for registered scenes,
     the exact published per-class pixel counts.
   """
   registered = isinstance(name_or_path, SceneInfo) or name_or_path in SCENES
@@ -358,14 +360,16 @@ def check_arrays(cube: np.ndarray, gt: np.ndarray, *, cube_source: str,
     raise ValueError(f"{gt_source} has shape {gt.shape}, expected {cube.shape[:2]} to match "
                      f"the cube {cube_source}")
   cube = cube.astype(np.float32)
-  bad = ~np.isfinite(cube)
-  if bad.any():
-    row, col, band = np.argwhere(bad)[0]
-    raise ValueError(f"{cube_source} has {int(bad.sum())} NaN or Inf values (first at row {row}, "
-                     f"column {col}, band {band}); fill or mask them before loading")
   labels = gt.astype(np.int64)
   if gt.dtype.kind == "f" and not (np.isfinite(gt).all() and np.array_equal(labels, gt)):
     raise ValueError(f"{gt_source} holds non-integer labels; expected integers, 0 = unlabelled")
+  # No-data pixels (NaN, Inf, all-zero spectra) may stay in the scene, unlabelled.
+  bad = nodata_mask(cube) & (labels != 0)
+  if bad.any():
+    row, col = np.argwhere(bad)[0]
+    raise ValueError(f"{cube_source} has {int(bad.sum())} labelled pixels without data (NaN, "
+                     f"Inf or all-zero spectra; first at row {row}, column {col}); label them 0 "
+                     f"in {gt_source} or fill their spectra")
   if (labels < 0).any():
     raise ValueError(f"{gt_source} holds negative labels (min {labels.min()}); expected "
                      "0 = unlabelled and positive class ids")
@@ -437,7 +441,7 @@ def _load_user_scene(path, gt, cube_key, gt_key, class_names, name) -> Scene:
 def _read_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
   """All arrays of a file, by variable name; one error style for every format."""
   suffix = path.suffix.lower()
-  if suffix == ".hdr" or (suffix in _ENVI_DATA_SUFFIXES and path.with_suffix(".hdr").exists()):
+  if suffix == ".hdr" or (suffix in ENVI_DATA_SUFFIXES and path.with_suffix(".hdr").exists()):
     hdr = path if suffix == ".hdr" else path.with_suffix(".hdr")
     return {hdr.stem: _read_envi(hdr)}
   if not path.is_file():
