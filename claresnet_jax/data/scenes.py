@@ -363,8 +363,9 @@ def check_arrays(cube: np.ndarray, gt: np.ndarray, *, cube_source: str,
   labels = gt.astype(np.int64)
   if gt.dtype.kind == "f" and not (np.isfinite(gt).all() and np.array_equal(labels, gt)):
     raise ValueError(f"{gt_source} holds non-integer labels; expected integers, 0 = unlabelled")
-  # No-data pixels (NaN, Inf, all-zero spectra) may stay in the scene, unlabelled.
-  bad = nodata_mask(cube) & (labels != 0)
+  # No-data pixels (NaN, Inf, all-zero spectra) may stay in the scene, unlabelled; a
+  # ground truth checked alone (ground_truth_scene: a cube of 0 bands) has no spectra.
+  bad = nodata_mask(cube) & (labels != 0) if cube.shape[2] else np.zeros(gt.shape, bool)
   if bad.any():
     row, col = np.argwhere(bad)[0]
     raise ValueError(f"{cube_source} has {int(bad.sum())} labelled pixels without data (NaN, "
