@@ -38,3 +38,16 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
   def log_message(self, *args):
     pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_cache_in_session_tmp(tmp_path_factory):
+  """Commands that tests start keep their compiled programs in this session's temporary
+  folder, not in the user's ~/.cache (and never reuse programs of an earlier session)."""
+  previous = os.environ.get("XDG_CACHE_HOME")
+  os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.getbasetemp() / "xdg_cache")
+  yield
+  if previous is None:
+    del os.environ["XDG_CACHE_HOME"]
+  else:
+    os.environ["XDG_CACHE_HOME"] = previous
