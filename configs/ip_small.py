@@ -1,0 +1,35 @@
+"""Indian Pines on the paper split, sized for a 2-core CPU: test OA 98.7% in about 15 minutes.
+
+The reduced model and input of configs/salinas_a.py (15 standardised PCA
+components, 7x7 patches, a 64-wide, 2-layer CLAReSNet, batch 32, AdamW with a
+one-epoch warmup, cosine decay over 15 epochs and gradients clipped to norm 1),
+with the three changes that made it learn Indian Pines, found by measurement
+(docs/indian_pines.md): no class weights (Indian Pines' rarest classes, 14 to 33
+training pixels, got weights up to 33 and slowed every other class), a learning
+rate of 3e-3 instead of 1e-3 (1e-2 was slower again) and dropout 0.1 instead of
+0.5 in the head. An RBF SVM on the same 7x7 patches does as well on this split
+(98.9%), where every test patch overlaps training patches.
+
+The 15 minutes are estimated for a quiet machine; measured with two other jobs
+on the same cores, training took 20 and evaluation 2.3 minutes.
+"""
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.scene = "indian_pines"
+  config.pca.components = 15
+  config.pca.standardize = True
+  config.patch_size = 7
+  config.model.kwargs.update(emb_dim=64, base_channels=16, num_layers=2, dropout=0.1)
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.schedule = "cosine"
+  config.optimizer.warmup_epochs = 1.0
+  config.optimizer.clip_norm = 1.0
+  config.batch_size = 32
+  config.eval_batch_size = 128
+  config.num_epochs = 15
+  config.patience = 3
+  config.class_weights = False
+  return config
