@@ -12,6 +12,11 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+# The files that take longest (minutes of XLA compiling each; pytest --durations), which
+# start first so that the two xdist workers, a file each at a time, finish together.
+SLOWEST_FIRST = ("test_train.py", "test_train_parallel.py", "test_docs.py", "test_bench.py",
+                 "test_models.py", "test_predict.py")
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> pathlib.Path:
@@ -51,3 +56,8 @@ def user_cache_in_session_tmp(tmp_path_factory):
     del os.environ["XDG_CACHE_HOME"]
   else:
     os.environ["XDG_CACHE_HOME"] = previous
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: k for k, name in enumerate(SLOWEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
