@@ -26,13 +26,21 @@ def run(main: Callable[[list[str]], None]) -> None:
   (even empty) is the user's choice and is left as it is; so is a CPU device
   count set through JAX_NUM_CPU_DEVICES or XLA_FLAGS.
   """
-  if "GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc":
-    os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+  keep_freed_memory()
   use_one_cpu_device_per_core()
   use_persistent_compilation_cache()
   logging.get_absl_handler().addFilter(_quiet_orbax)
   app.run(_logging_compile_time(main))
+
+
+def keep_freed_memory() -> None:
+  """Restarts this process once with GLIBC_TUNABLES set, unless the user set it (even empty).
+
+  glibc reads its tunables only at start-up; call this before anything else.
+  """
+  if "GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc":
+    os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def use_persistent_compilation_cache() -> None:

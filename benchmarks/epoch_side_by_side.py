@@ -1,0 +1,173 @@
+"""An epoch of configs/ip.py against the authors' own training code, on this machine.
+
+  python benchmarks/epoch_side_by_side.py --side ours --steps 50
+  TORCH_PYTHON benchmarks/epoch_side_by_side.py --side authors --steps 50 \
+      --authors_script PATH/Indian_Pines_CLAReSNet.py
+
+Each side times `--steps` training steps of its real loop (ours: train._train_epoch
+on the first steps x 16 training pixels; the authors': their train_one_epoch on
+their shuffled DataLoader, stopped after `--steps` batches), after one untimed
+step, then its validation pass over the whole validation split; ours also times the
+two checkpoint saves an improving epoch makes. The epoch estimate is
+461 x step + validation (+ checkpoints): Indian Pines' paper split has 7,379
+training pixels, 461 batches of 16. The authors' file is run as published except
+the missing `combined = cat([avg, max])` line of its SE block (docs/model.md);
+their CSV loader is replaced by the same Indian Pines arrays (`--manual_dir`).
+Prints one JSON line. benchmarks/epoch_side_by_side.sh alternates the two.
+"""
+import argparse
+import itertools
+import json
+import pathlib
+import sys
+import time
+
+STEPS_PER_EPOCH = 461  # 7,379 training pixels of the paper split // batch 16
+
+
+def _arrays(manual_dir: pathlib.Path):
+  """The Indian Pines cube (145, 145, 200) and ground truth, as the shared folder holds them."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import scipy.io  # pylint: disable=g-import-not-at-top
+  cube = np.load(manual_dir / "Indian_pines_corrected.npy").astype(np.float32)
+  gt = scipy.io.loadmat(manual_dir / "Indian_pines_gt.mat")["indian_pines_gt"].astype(np.int32)
+  return cube, gt
+
+
+def authors(args) -> dict:
+  """Their train_one_epoch and evaluate, on their data pipeline, model and optimizer."""
+  import types  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top
+  from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
+
+  source = pathlib.Path(args.authors_script).read_text()
+  broken = "        weights = self.fc(combined).view(b, c, 1, 1)"
+  if source.count(broken) != 1:
+    raise SystemExit(f"{args.authors_script}: the SE block's line {broken.strip()!r} is not "
+                     "there once; is this the published Indian_Pines_CLAReSNet.py?")
+  source = source.replace(broken, "        combined = torch.cat([avg_out, max_out], dim=1)\n"
+                          + broken)
+  module = types.ModuleType("authors")
+  exec(compile(source, args.authors_script, "exec"), module.__dict__)  # pylint: disable=exec-used
+
+  torch.manual_seed(0)
+  cube, gt = _arrays(pathlib.Path(args.manual_dir))
+  reduced = PCA(n_components=30).fit_transform(cube.reshape(-1, cube.shape[-1]))
+  reduced = reduced.reshape(*cube.shape[:2], 30)
+  samples = module.get_labeled_samples(gt)
+  train_val, _ = train_test_split(samples, test_size=0.2, stratify=samples["label"],
+                                  random_state=42)
+  train, val = train_test_split(train_val, test_size=0.1, stratify=train_val["label"],
+                                random_state=42)
+  train_loader = torch.utils.data.DataLoader(
+      module.HyperspectralDataset(reduced, train, 11, augment=True), batch_size=16,
+      shuffle=True)
+  val_loader = torch.utils.data.DataLoader(module.HyperspectralDataset(reduced, val, 11),
+                                           batch_size=32, shuffle=False)
+  config = module.ModelConfig(emb_dim=256, base_c=64, n_encoder_layers=3, dropout=0.5)
+  model = module.CLAReSNet(n_classes=16, config=config)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
+  criterion = torch.nn.CrossEntropyLoss()
+
+  class FirstBatches:
+    """The loader, stopped after `count` batches (train_one_epoch reads .dataset and len)."""
+
+    def __init__(self, loader, count):
+      self.loader, self.count, self.dataset = loader, count, loader.dataset
+
+    def __len__(self):
+      return self.count
+
+    def __iter__(self):
+      return itertools.islice(iter(self.loader), self.count)
+
+  module.train_one_epoch(model, FirstBatches(train_loader, 1), optimizer, criterion, "cpu")
+  start = time.perf_counter()
+  module.train_one_epoch(model, FirstBatches(train_loader, args.steps), optimizer, criterion,
+                         "cpu")
+  step = (time.perf_counter() - start) / args.steps
+  start = time.perf_counter()
+  module.evaluate(model, val_loader, criterion, "cpu")
+  validation = time.perf_counter() - start
+  return {"side": "authors", "torch": torch.__version__, "threads": torch.get_num_threads(),
+          "steps": args.steps, "step_s": step, "validation_s": validation,
+          "validation_pixels": len(val), "epoch_estimate_s": STEPS_PER_EPOCH * step + validation}
+
+
+def ours(args) -> dict:
+  """train._train_epoch, train.predict and the checkpoint saves, as train.py runs them."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
+  from claresnet_jax import cli, data, models, train  # pylint: disable=g-import-not-at-top
+  from configs import ip  # pylint: disable=g-import-not-at-top
+
+  cli.keep_freed_memory()  # what every command of ours does first (claresnet_jax.cli.run)
+  cli.use_one_cpu_device_per_core()
+  cli.use_persistent_compilation_cache()
+  config = ip.get_config()
+  config.scene_options.manual_dir = args.manual_dir
+  workdir = pathlib.Path(tempfile.mkdtemp())
+  dataset = train.prepare_dataset(config, workdir)
+  mesh = train.make_mesh({"batch_size": config.batch_size,
+                          "eval_batch_size": config.eval_batch_size})
+  model = models.create_model(config.model.name, dataset.scene.num_classes,
+                              **config.model.kwargs)
+  tx, _ = train.make_optimizer(config, STEPS_PER_EPOCH)
+  state = train.create_train_state(model, tx, (11, 11, dataset.cube.shape[-1]), config.seed, mesh)
+  weights = jax.device_put(np.ones(dataset.scene.num_classes, np.float32),
+                           NamedSharding(mesh, P()))
+  step_fn = train.jit_train_step(mesh)
+  managers = train.checkpoint_managers(workdir)
+
+  def first_steps(count):
+    """The dataset with only the first `count` batches' worth of training pixels."""
+    keep = count * config.batch_size
+    split = data.Split(dataset.split.train[:keep], dataset.split.val, dataset.split.test)
+    return dataclasses.replace(dataset, split=split,
+                               labels=dict(dataset.labels, train=dataset.labels["train"][:keep]))
+
+  state, _ = train._train_epoch(config, first_steps(1), mesh, step_fn, state, weights, 1,  # pylint: disable=protected-access
+                                managers["latest"])
+  start = time.perf_counter()
+  state, _ = train._train_epoch(config, first_steps(args.steps), mesh, step_fn, state, weights,  # pylint: disable=protected-access
+                                2, managers["latest"])
+  jax.block_until_ready(state)
+  step = (time.perf_counter() - start) / args.steps
+  predict_fn = train.jit_predict_step(mesh, with_features=False)
+  train.predict(state, predict_fn, mesh, dataset.cube, dataset.split.val[:32], patch_size=11,
+                batch_size=32)  # compiles
+  start = time.perf_counter()
+  train.predict(state, predict_fn, mesh, dataset.cube, dataset.split.val, patch_size=11,
+                batch_size=32)
+  validation = time.perf_counter() - start
+  saves = []
+  for name in ("best", "latest"):
+    start = time.perf_counter()
+    train.save_checkpoint(managers[name], state, {"epoch": 1})
+    saves.append(time.perf_counter() - start)
+  return {"side": "ours", "jax": jax.__version__, "devices": len(mesh.devices.flat),
+          "steps": args.steps, "step_s": step, "validation_s": validation,
+          "validation_pixels": len(dataset.split.val), "checkpoints_s": sum(saves),
+          "epoch_estimate_s": STEPS_PER_EPOCH * step + validation + sum(saves)}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--side", choices=("ours", "authors"), required=True)
+  parser.add_argument("--steps", type=int, default=50, help="Timed training steps.")
+  parser.add_argument("--manual_dir", default="../shared/data/indian_pines",
+                      help="Folder with Indian_pines_corrected.npy and Indian_pines_gt.mat.")
+  parser.add_argument("--authors_script", help="--side authors: their Indian_Pines_CLAReSNet.py")
+  args = parser.parse_args()
+  if args.side == "authors" and not args.authors_script:
+    parser.error("--side authors needs --authors_script")
+  print(json.dumps((ours if args.side == "ours" else authors)(args)), flush=True)
+
+
+if __name__ == "__main__":
+  main()
