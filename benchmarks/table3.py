@@ -16,7 +16,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from claresnet_jax import metrics  # pylint: disable=wrong-import-position
+from claresnet_jax import metrics, train  # pylint: disable=wrong-import-position
 
 # Table III of the paper (Indian Pines): mean and std of OA, BA (our AA) and kappa, in percent.
 PAPER = {
@@ -39,12 +39,13 @@ def finished_runs(out: pathlib.Path) -> dict[str, list[pathlib.Path]]:
   return {name: paths for name, paths in rows.items() if paths}
 
 
-def epoch_seconds(seed_dir: pathlib.Path) -> float | None:
-  """Median seconds of a run's epochs after the first (which compiles), from metrics.jsonl."""
-  path = seed_dir / "metrics.jsonl"
-  records = [json.loads(line) for line in path.read_text().splitlines() if line]
+def training(seed_dir: pathlib.Path, result: dict) -> dict:
+  """A CLAReSNet seed's epochs trained (fewer than asked if TRAIN_SECONDS stopped it), its
+  best epoch, and the median seconds of its epochs after the first (which compiles)."""
+  records = train.read_history(seed_dir)
   later = [r["epoch_seconds"] for r in records[1:]]
-  return statistics.median(later) if later else None
+  return {"epochs": len(records), "best_epoch": result["checkpoint_epoch"],
+          "epoch_seconds": statistics.median(later) if later else None}
 
 
 def table(out: pathlib.Path) -> dict:
@@ -54,11 +55,11 @@ def table(out: pathlib.Path) -> dict:
     runs = [json.loads(p.read_text()) for p in paths]
     summary = metrics.summarize(runs)
     rows[name] = {
-        "seeds": [{"run": p.parent.name, **{k: r[k] for k in COLUMNS}} for p, r in zip(paths, runs)],
+        "seeds": [{"run": p.parent.name, **{k: r[k] for k in COLUMNS},
+                   **(training(p.parent, r) if name == "claresnet" else {})}
+                  for p, r in zip(paths, runs)],
         **{k: {"mean": summary[k][0], "std": summary[k][1]} for k in COLUMNS},
     }
-    if name == "claresnet":
-      rows[name]["epoch_seconds"] = [epoch_seconds(p.parent) for p in paths]
   return rows
 
 
@@ -78,13 +79,18 @@ def markdown(rows: dict) -> str:
     lines.append(f"| {name} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
   lines += ["", "Each seed's OA (%):", ""]
   for name, row in rows.items():
-    seeds = ", ".join(f"{s['run']} {100 * s['overall_accuracy']:.2f}" for s in row["seeds"])
+    seeds = ", ".join(f"{s['run']} {100 * s['overall_accuracy']:.2f}" + _training(s)
+                      for s in row["seeds"])
     lines.append(f"- {name}: {seeds}")
-  if "claresnet" in rows:
-    timed = [f"{s:.1f}" for s in rows["claresnet"]["epoch_seconds"] if s is not None]
-    lines += ["", "CLAReSNet's seconds per epoch after the first (median of each seed): "
-              + (", ".join(timed) or "n/a (one epoch)") + "."]
   return "\n".join(lines) + "\n"
+
+
+def _training(seed: dict) -> str:
+  if "epochs" not in seed:
+    return ""
+  timed = "" if seed["epoch_seconds"] is None else f", {seed['epoch_seconds']:.1f} s per epoch"
+  epochs = f"{seed['epochs']} epoch{'s' * (seed['epochs'] != 1)}"
+  return f" ({epochs}, best {seed['best_epoch']}{timed})"
 
 
 def write(out: pathlib.Path) -> None:

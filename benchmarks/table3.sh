@@ -10,8 +10,10 @@
 # Settings (environment): SEEDS (5) and EPOCHS (40) for CLAReSNet; MODELS, the baselines
 # (rf,svm,xgboost,hybridsn,ssrn,spectralformer; "" for none), with COMPARE_SEEDS seeds (5);
 # EXTRA, config overrides for every run and COMPARE_EXTRA for the baselines only (e.g.
-# "--config.compare.ssrn.train.num_epochs=20"); MANUAL_DIR, a folder with the scene's files
-# (unset: downloaded); PYTHON (python3).
+# "--config.compare.ssrn.train.num_epochs=20"); TRAIN_SECONDS, a limit on each training process
+# (unset: none): a CLAReSNet seed still running then stops and its best checkpoint so far is
+# tested (table3.md gives its epochs); a baseline loses its unfinished seed; MANUAL_DIR, a
+# folder with the scene's files (unset: downloaded); PYTHON (python3).
 set -uo pipefail
 OUT=${OUT:-benchmarks/results/table3}
 SEEDS=${SEEDS:-5}
@@ -26,9 +28,10 @@ if [[ -n "${MANUAL_DIR:-}" ]]; then
   [[ -d "$MANUAL_DIR" ]] || { echo "MANUAL_DIR=$MANUAL_DIR is not a folder" >&2; exit 2; }
   extra+=("--config.scene_options.manual_dir=$(cd "$MANUAL_DIR" && pwd)")
 fi
-for n in "$SEEDS" "$EPOCHS" "$COMPARE_SEEDS"; do
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "SEEDS, EPOCHS and COMPARE_SEEDS must be positive integers, got '$n'" >&2; exit 2; }
+for n in "$SEEDS" "$EPOCHS" "$COMPARE_SEEDS" "${TRAIN_SECONDS:-1}"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "SEEDS, EPOCHS, COMPARE_SEEDS and TRAIN_SECONDS must be positive integers, got '$n'" >&2; exit 2; }
 done
+limit=(); [[ -n "${TRAIN_SECONDS:-}" ]] && limit=(timeout "$TRAIN_SECONDS")
 mkdir -p "$OUT"
 nvidia-smi -L > "$OUT/device.txt" 2>&1 || echo "no nvidia-smi: CPU run" > "$OUT/device.txt"
 export XLA_PYTHON_CLIENT_MEM_FRACTION
@@ -37,13 +40,15 @@ start=$SECONDS
 done_in() { printf "%s\t%d\t%s\n" "$1" $((SECONDS - start)) "$2" >> "$OUT/times.tsv"; }
 
 claresnet() {  # one seed: train, test its best checkpoint, update the table
-  local dir="$OUT/claresnet/seed_$1"
+  local dir="$OUT/claresnet/seed_$1" status
   mkdir -p "$dir"
-  "$PYTHON" train.py --config configs/ip.py --workdir "$dir" --config.seed="$1" \
-      --config.num_epochs="$EPOCHS" --config.patience="$EPOCHS" "${extra[@]}" &> "$dir/train.log" \
-    && "$PYTHON" eval.py --workdir "$dir" &> "$dir/eval.log" \
-    && "$PYTHON" benchmarks/table3.py "$OUT"
-  local status=$?
+  "${limit[@]}" "$PYTHON" train.py --config configs/ip.py --workdir "$dir" --config.seed="$1" \
+      --config.num_epochs="$EPOCHS" --config.patience="$EPOCHS" "${extra[@]}" &> "$dir/train.log"
+  status=$?
+  if [[ $status == 0 || ( $status == 124 && -d "$dir/checkpoints/best" ) ]]; then
+    "$PYTHON" eval.py --workdir "$dir" &> "$dir/eval.log" && "$PYTHON" benchmarks/table3.py "$OUT" \
+      || status=$?
+  fi
   done_in "claresnet seed $1" "exit $status"
   return $status
 }
@@ -51,10 +56,10 @@ claresnet() {  # one seed: train, test its best checkpoint, update the table
 baseline() {  # one model over COMPARE_SEEDS seeds; each seed's result written as it ends
   local dir="$OUT/baselines/$1"
   mkdir -p "$dir"
-  "$PYTHON" -m claresnet_jax.compare --config configs/compare_ip.py --models "$1" \
-      --seeds "$COMPARE_SEEDS" --workdir "$dir" "${extra[@]}" "${compare_extra[@]}" &> "$dir/compare.log" \
-    && "$PYTHON" benchmarks/table3.py "$OUT"
+  "${limit[@]}" "$PYTHON" -m claresnet_jax.compare --config configs/compare_ip.py --models "$1" \
+      --seeds "$COMPARE_SEEDS" --workdir "$dir" "${extra[@]}" "${compare_extra[@]}" &> "$dir/compare.log"
   local status=$?
+  "$PYTHON" benchmarks/table3.py "$OUT"  # the seeds it finished
   done_in "$1" "exit $status"
   return $status
 }

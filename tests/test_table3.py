@@ -53,16 +53,19 @@ def test_table_has_a_row_per_model_with_its_seeds_and_the_papers_numbers(out):
       assert row[key]["mean"] == row["seeds"][0][key]
   # RF on the centre pixel's 6 components is far above chance (1/16) on Indian Pines.
   assert rows["rf"]["overall_accuracy"]["mean"] > 0.5
-  assert rows["claresnet"]["epoch_seconds"] == [None]  # one epoch: no epoch after the first
+  seed = rows["claresnet"]["seeds"][0]
+  assert (seed["epochs"], seed["best_epoch"], seed["epoch_seconds"]) == (1, 1, None)
   table = (out / "table3.md").read_text()
   oa = 100 * rows["claresnet"]["overall_accuracy"]["mean"]
   assert f"| claresnet | 1 | {oa:.2f} ± 0.00 | 99.71 ± 0.11 |" in table
   assert "| rf | 1 |" in table and "88.45 ± 0.52" in table
+  assert f"- claresnet: seed_42 {oa:.2f} (1 epoch, best 1)" in table
 
 
 @pytest.mark.parametrize("settings, message", [
     (dict(SEEDS="0"), "positive integers, got '0'"),
     (dict(EPOCHS="forty"), "positive integers, got 'forty'"),
+    (dict(TRAIN_SECONDS="10m"), "positive integers, got '10m'"),
     (dict(MANUAL_DIR="/nonexistent"), "MANUAL_DIR=/nonexistent is not a folder"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(tmp_path, settings, message):
