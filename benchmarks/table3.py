@@ -66,8 +66,10 @@ def table(out: pathlib.Path) -> dict:
 def markdown(rows: dict) -> str:
   lines = ["# Table III (Indian Pines): ours beside the paper's", "",
            "OA, AA (the paper's BA) and kappa in percent, mean ± std over the seeds finished "
-           "(n); paper: its Table III. claresnet: train.py + eval.py with the paper's protocol "
-           "(benchmarks/table3.sh).", "",
+           "(n); paper: its Table III. claresnet: train.py + eval.py on configs/ip.py (the "
+           "paper's protocol unless EPOCHS or EXTRA changed it; each seed's epochs below); the "
+           "others: compare on configs/compare_ip.py, whose baselines/<model>/comparison.md "
+           "states each one's training.", "",
            "| Model | n | OA | OA (paper) | AA | AA (paper) | Kappa | Kappa (paper) |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
   for name, row in rows.items():
