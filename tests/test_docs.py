@@ -127,6 +127,31 @@ def test_every_documented_command_parses():
   assert [p for p in parse_problems(commands) if p] == []
 
 
+def script_problems(line: str) -> list[str]:
+  """For a line that runs a shell script of the project (benchmarks/*.sh): a missing script,
+  or a leading VAR=value the script never reads (its setting would be silently ignored)."""
+  words = shlex.split(line, comments=True)
+  settings = []
+  while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+    settings.append(words.pop(0).split("=")[0])
+  if not words or not words[0].endswith(".sh"):
+    return []
+  script = REPO / words[0]
+  if not script.is_file():
+    return [f"{line}: no such script"]
+  text = script.read_text()
+  return [f"{line}: {words[0]} does not read {name}" for name in settings
+          if not re.search(r"\$\{" + name + r"\b", text)]
+
+
+def test_every_documented_script_exists_and_reads_its_settings():
+  lines = [line for path in DOCS for line in bash_commands(path.read_text())]
+  assert any("benchmarks/table3.sh" in shlex.split(line, comments=True) for line in lines)
+  assert [p for line in lines for p in script_problems(line)] == []
+  assert script_problems("OUT=x SEED=3 benchmarks/table3.sh") == [
+      "OUT=x SEED=3 benchmarks/table3.sh: benchmarks/table3.sh does not read SEED"]
+
+
 def test_a_misspelt_flag_or_config_key_is_caught():
   good = ("```bash\npython train.py --config configs/ip.py --workdir runs/ip "
           "--config.num_epochs=5 \\\n    --config.optimizer.learning_rate=3e-4\n"

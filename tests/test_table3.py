@@ -1,0 +1,74 @@
+"""benchmarks/table3.sh end to end on the CPU: one seed of one epoch of a tiny CLAReSNet and RF.
+
+The GPU script must run where a GPU is lent without being debugged there: this runs
+every step of it (train.py, eval.py, compare, table3.py) on Indian Pines' paper split.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = ("--config.model.kwargs.emb_dim=16 --config.model.kwargs.base_channels=8 "
+        "--config.model.kwargs.num_layers=1 --config.pca.components=6 --config.patch_size=5 "
+        "--config.batch_size=128 --config.eval_batch_size=1024 "
+        "--config.optimizer.learning_rate=3e-3")
+
+
+def run_script(out: pathlib.Path, **settings: str) -> subprocess.CompletedProcess:
+  env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, PYTHONPATH=str(REPO), **settings)
+  return subprocess.run(["bash", "benchmarks/table3.sh"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, shared_dir):
+  out = tmp_path_factory.mktemp("table3")
+  result = run_script(out, SEEDS="1", EPOCHS="1", MODELS="rf", COMPARE_SEEDS="1", EXTRA=TINY,
+                      MANUAL_DIR=str(shared_dir / "data" / "indian_pines"))
+  assert result.returncode == 0, result.stderr[-3000:] + (out / "times.tsv").read_text()
+  return out
+
+
+def test_each_run_writes_its_files(out):
+  seed = out / "claresnet" / "seed_42"
+  for name in ("metrics.json", "metrics.jsonl", "report.md", "train.log", "eval.log"):
+    assert (seed / name).is_file(), name
+  assert (out / "baselines" / "rf" / "comparison.md").is_file()
+  times = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()]
+  assert sorted((name, status) for name, _, status in times) == [
+      ("claresnet seed 42", "exit 0"), ("rf", "exit 0")]
+
+
+def test_table_has_a_row_per_model_with_its_seeds_and_the_papers_numbers(out):
+  rows = json.loads((out / "table3.json").read_text())
+  assert list(rows) == ["claresnet", "rf"]
+  for name, row in rows.items():
+    assert [s["run"] for s in row["seeds"]] == ["seed_42"]
+    for key in ("overall_accuracy", "balanced_accuracy", "kappa"):
+      assert 0.0 <= row[key]["mean"] <= 1.0 and row[key]["std"] == 0.0, (name, key)
+      assert row[key]["mean"] == row["seeds"][0][key]
+  # RF on the centre pixel's 6 components is far above chance (1/16) on Indian Pines.
+  assert rows["rf"]["overall_accuracy"]["mean"] > 0.5
+  seed = rows["claresnet"]["seeds"][0]
+  assert (seed["epochs"], seed["best_epoch"], seed["epoch_seconds"]) == (1, 1, None)
+  table = (out / "table3.md").read_text()
+  oa = 100 * rows["claresnet"]["overall_accuracy"]["mean"]
+  assert f"| claresnet | 1 | {oa:.2f} ± 0.00 | 99.71 ± 0.11 |" in table
+  assert "| rf | 1 |" in table and "88.45 ± 0.52" in table
+  assert f"- claresnet: seed_42 {oa:.2f} (1 epoch, best 1)" in table
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(SEEDS="0"), "positive integers, got '0'"),
+    (dict(EPOCHS="forty"), "positive integers, got 'forty'"),
+    (dict(TRAIN_SECONDS="10m"), "positive integers, got '10m'"),
+    (dict(MANUAL_DIR="/nonexistent"), "MANUAL_DIR=/nonexistent is not a folder"),
+])
+def test_bad_settings_are_refused_before_anything_runs(tmp_path, settings, message):
+  result = run_script(tmp_path / "out", **settings)
+  assert result.returncode == 2 and message in result.stderr
+  assert not (tmp_path / "out").exists()
