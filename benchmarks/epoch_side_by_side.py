@@ -97,16 +97,17 @@ def authors(args) -> dict:
 
 def ours(args) -> dict:
   """train._train_epoch, train.predict and the checkpoint saves, as train.py runs them."""
+  sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
+  from claresnet_jax import cli  # pylint: disable=g-import-not-at-top
+  cli.keep_freed_memory()  # restarts the process: first, as in claresnet_jax.cli.run
   import dataclasses  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
-  from claresnet_jax import cli, data, models, train  # pylint: disable=g-import-not-at-top
+  from claresnet_jax import data, models, train  # pylint: disable=g-import-not-at-top
   from configs import ip  # pylint: disable=g-import-not-at-top
 
-  cli.keep_freed_memory()  # what every command of ours does first (claresnet_jax.cli.run)
   cli.use_one_cpu_device_per_core()
   cli.use_persistent_compilation_cache()
   config = ip.get_config()
