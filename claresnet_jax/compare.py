@@ -5,7 +5,7 @@
       --workdir runs/compare
 
 Deep models train and are selected by `train.train_and_evaluate`; classical
-ones fit the same split's centre-pixel spectra. Every run of a seed sees the
+ones fit the same split's centre-pixel spectra (svm_patches: whole patches). Every run of a seed sees the
 same split and PCA. Writes DIR/comparison.md and DIR/comparison.json, and each
 run's files under DIR/<model>/seed_<seed>/.
 """
@@ -117,9 +117,9 @@ def run_classical(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> d
   dataset = train.prepare_dataset(config, workdir)  # The deep runs' split and PCA.
   classifier = classical.create_classifier(config.model.name, config.seed,
                                            config.model.kwargs.to_dict())
-  predictions = classical.fit_predict(
-      classifier, classical.centre_spectra(dataset.cube, dataset.split.train),
-      dataset.labels["train"], classical.centre_spectra(dataset.cube, dataset.split.test))
+  train_x, test_x = (classical.features(config.model.name, dataset.cube, pixels, config.patch_size)
+                     for pixels in (dataset.split.train, dataset.split.test))
+  predictions = classical.fit_predict(classifier, train_x, dataset.labels["train"], test_x)
   return metrics.classification_metrics(dataset.labels["test"], predictions,
                                         dataset.scene.num_classes)
 
@@ -127,6 +127,10 @@ def run_classical(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> d
 def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequence[int],
             scene: data.Scene) -> str:
   """What the table measured: scene, split, input, seeds, and each deep model's training."""
+  on_centre = [n for n in names if n in classical.CLASSIFIERS and n not in classical.ON_PATCHES]
+  on_patch = [n for n in names if n in classical.ON_PATCHES]
+  inputs = "".join(f"{', '.join(n)} on the {what}. " for n, what in (
+      (on_centre, "centre pixel's spectrum"), (on_patch, "patch")) if n)
   training = []
   for name in names:
     if name in models.MODELS:
@@ -139,7 +143,8 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
   return (f"{scene.name}, {config.split.protocol} split, {config.patch_size}x"
           f"{config.patch_size} patches of {config.pca.components} PCA components (fitted on "
           f"{config.pca.fit_on} pixels); mean ± std over {len(seeds)} seeds "
-          f"({', '.join(map(str, seeds))}). Training: {'; '.join(training) or 'none'}. "
+          f"({', '.join(map(str, seeds))}). {inputs}"
+          f"Training: {'; '.join(training) or 'none'}. "
           "Accuracies, kappa, MCC and ARI in percent; centroid distance in each model's "
           "feature space (n/a: no embedding).")
 

@@ -15,6 +15,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Classical baselines on the centre pixel's PCA spectrum (claresnet_jax.classical).
   c.rf = dict(kwargs=dict(n_estimators=200))
   c.svm = dict(kwargs=dict(C=100.0, gamma="scale"))
+  # The same SVM on the deep models' input: the whole flattened patch.
+  c.svm_patches = dict(kwargs=dict(C=100.0, gamma="scale"))
   c.xgboost = dict(kwargs=dict(n_estimators=200, max_depth=6, learning_rate=0.1))
 
   # HybridSN (Roy et al., 2020): Adam at 1e-3, batch 256, 100 epochs, dropout 0.4.

@@ -7,6 +7,7 @@ from claresnet_jax import classical
 SMALL = {
     "rf": {"n_estimators": 20},
     "svm": {"C": 10.0},
+    "svm_patches": {"C": 10.0},
     "xgboost": {"n_estimators": 20, "max_depth": 3},
 }
 
@@ -52,6 +53,17 @@ def test_centre_spectra_are_the_pixels_rows():
       [[18, 19], [6, 7]])
 
 
+def test_svm_patches_sees_the_reflection_padded_patch_and_the_others_the_centre():
+  rng = np.random.default_rng(0)
+  cube = rng.normal(size=(6, 5, 3)).astype(np.float32)
+  pixels = np.array([[0, 0], [2, 3], [5, 4]])
+  padded = np.pad(cube, ((1, 1), (1, 1), (0, 0)), mode="reflect")
+  expected = np.stack([padded[r:r + 3, c:c + 3].ravel() for r, c in pixels])
+  np.testing.assert_array_equal(classical.features("svm_patches", cube, pixels, 3), expected)
+  np.testing.assert_array_equal(classical.features("svm", cube, pixels, 3),
+                                cube[pixels[:, 0], pixels[:, 1]])
+
+
 def test_unknown_classifier_lists_the_available_ones():
-  with pytest.raises(ValueError, match="available: rf, svm, xgboost"):
+  with pytest.raises(ValueError, match="available: rf, svm, svm_patches, xgboost"):
     classical.create_classifier("knn", seed=0, hparams={})

@@ -43,7 +43,7 @@ def config(scene_file):
 
 def test_unknown_model_fails_before_anything_runs(config, tmp_path):
   with pytest.raises(ValueError, match=r"unknown model\(s\) resnet; available: claresnet, "
-                     r"hybridsn, rf, spectralformer, ssrn, svm, xgboost"):
+                     r"hybridsn, rf, spectralformer, ssrn, svm, svm_patches, xgboost"):
     compare.compare(config, ["rf", "resnet"], 1, tmp_path / "out")
   assert not (tmp_path / "out").exists()
 
@@ -68,7 +68,7 @@ def test_a_misspelt_training_setting_fails_before_anything_runs(config, tmp_path
 
 
 def test_comparison_end_to_end(config, tmp_path):
-  names = ["rf", "svm", "spectralformer"]
+  names = ["rf", "svm_patches", "spectralformer"]
   compare.compare(config, names, 2, tmp_path)
   result = json.loads((tmp_path / "comparison.json").read_text())
   assert list(result["models"]) == names and result["seeds"] == [42, 43]
@@ -98,7 +98,7 @@ def test_comparison_end_to_end(config, tmp_path):
 
   table = (tmp_path / "comparison.md").read_text()
   assert "2 seeds (42, 43)" in table and "spectralformer 1 epoch of batch 64" in table
-  assert "| Class / metric | rf | svm | spectralformer |" in table
+  assert "| Class / metric | rf | svm_patches | spectralformer |" in table
   centroid_row = next(line for line in table.splitlines() if line.startswith("| Centroid"))
   assert centroid_row.count("n/a") == 2
   assert (f"Parameters: spectralformer "
@@ -108,7 +108,9 @@ def test_comparison_end_to_end(config, tmp_path):
 def test_caption_states_each_deep_models_training(config, scene_file):
   from claresnet_jax import data  # pylint: disable=g-import-not-at-top
   scene = data.load_scene(scene_file, cube_key="cube", gt_key="gt")
-  text = compare.caption(config, ["rf", "spectralformer", "claresnet"], [42, 43, 44], scene)
+  text = compare.caption(config, ["rf", "svm_patches", "spectralformer", "claresnet"],
+                         [42, 43, 44], scene)
+  assert "(42, 43, 44). rf on the centre pixel's spectrum. svm_patches on the patch. " in text
   assert "spectralformer 1 epoch of batch 64" in text
   claresnet = config.compare.claresnet.train
   assert (f"claresnet at most {claresnet.num_epochs} epochs (stopping after "

@@ -99,20 +99,25 @@ def _config(name):
 
 
 # The real ground truths (the splits need no cube): each disjoint config splits every class it
-# keeps, and names the ones it cannot split.
-@pytest.mark.parametrize("config_name, gt_file, excluded", [
-    ("ip_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16]),
-    ("sa_disjoint", "salinas/Salinas_gt.mat", []),
-    ("pu_disjoint", "pavia_university/PaviaU_gt.mat", []),
+# keeps, and the split names the ones it cannot split. The reduced configs leave out the same
+# classes as ip_disjoint.py, although their smaller patches could split some of them.
+@pytest.mark.parametrize("config_name, gt_file, excluded, unsplittable", [
+    ("ip_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [1, 4, 7, 9, 16]),
+    ("ip_small_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [1, 7, 9]),
+    ("compare_ip_small_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16],
+     [1, 7, 9, 16]),
+    ("sa_disjoint", "salinas/Salinas_gt.mat", [], []),
+    ("pu_disjoint", "pavia_university/PaviaU_gt.mat", [], []),
 ])
-def test_disjoint_configs_on_the_real_ground_truths(shared_dir, config_name, gt_file, excluded):
+def test_disjoint_configs_on_the_real_ground_truths(shared_dir, config_name, gt_file, excluded,
+                                                    unsplittable):
   config = _config(config_name)
   assert config.split.protocol == "disjoint" and config.pca.fit_on == "train"
   assert sorted(config.exclude_classes) == excluded
   scene = data.ground_truth_scene(config.scene, shared_dir / "data" / gt_file)
   split_args = dict(seed=config.seed, patch_size=config.patch_size, **config.split.options)
-  if excluded:
-    with pytest.raises(ValueError, match=rf"Classes {re.escape(str(excluded))} keep no training"):
+  if unsplittable:
+    with pytest.raises(ValueError, match=rf"Classes {re.escape(str(unsplittable))} keep no "):
       data.make_split(scene.gt, config.split.protocol, **split_args)
   reduced = scene.without_classes(config.exclude_classes)
   assert reduced.num_classes == scene.num_classes - len(excluded)
