@@ -59,9 +59,7 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   results["per_class"]["average_precision"] = metrics.average_precision(
       labels, test["probabilities"])
   if jax.process_index() == 0:
-    height, width = scene.gt.shape
-    prediction_map = everywhere.argmax(-1).reshape(height, width)
-    entropy_map = metrics.prediction_entropy(everywhere).reshape(height, width)
+    prediction_map, entropy_map = scene_maps(scene.cube, everywhere)
     np.savez(workdir / "predictions.npz", pixels=dataset.split.test, labels=labels,
              predictions=predictions, probabilities=test["probabilities"],
              prediction_map=prediction_map, entropy_map=entropy_map)
@@ -73,6 +71,21 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
                results["overall_accuracy"], results["balanced_accuracy"], results["kappa"],
                meta["epoch"])
   return results
+
+
+def scene_maps(cube: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(H, W) predicted class index and entropy of every pixel of the (H, W, bands) `cube`.
+
+  Pixels without data (data.nodata_mask: NaN, Inf or all-zero spectra) were
+  classified from the mean spectrum the PCA put there, which says nothing;
+  they get class -1 and entropy NaN instead, as predict.py leaves them blank.
+  """
+  height, width = cube.shape[:2]
+  missing = data.nodata_mask(cube)
+  prediction_map = np.where(missing, -1, probabilities.argmax(-1).reshape(height, width))
+  entropy_map = np.where(missing, np.nan,
+                         metrics.prediction_entropy(probabilities).reshape(height, width))
+  return prediction_map, entropy_map
 
 
 def _draw_figures(folder, seed, scene, test, labels, prediction_map, entropy_map,

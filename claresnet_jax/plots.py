@@ -25,7 +25,8 @@ def classification_map(path: pathlib.Path, prediction: np.ndarray, ground_truth:
 
   Args:
     path: the PNG to write.
-    prediction: (H, W) predicted class index of every pixel.
+    prediction: (H, W) predicted class index of every pixel, -1 where there is no data
+      (drawn black).
     ground_truth: (H, W) class index, -1 where unlabelled (drawn black).
     class_names: names in class-index order.
   """
@@ -78,7 +79,7 @@ def uncertainty_map(path: pathlib.Path, entropy: np.ndarray, num_classes: int) -
 
   Args:
     path: the PNG to write.
-    entropy: (H, W) entropy in nats.
+    entropy: (H, W) entropy in nats, NaN where there is no data (left blank).
     num_classes: sets the colour scale's top, log(num_classes) (a uniform guess).
   """
   fig = Figure(figsize=(6, 5))

@@ -5,14 +5,12 @@ and without blocks of no-data pixels, and classified in small tiles so that
 every tile boundary needs its halo.
 """
 import errno
-import importlib.util
 import os
 import pathlib
 import subprocess
 import sys
 
 import jax
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import pytest
 import rasterio
@@ -21,6 +19,7 @@ from rasterio.transform import from_origin
 from spectral.io import envi
 
 from claresnet_jax import predict, train
+from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRS_UTM = CRS.from_epsg(32610)  # Salinas Valley: UTM zone 10 N
@@ -28,30 +27,6 @@ TRANSFORM = from_origin(620000.0, 4060000.0, 3.7, 3.7)
 TILE_PIXELS = 1000  # 11 rows of 86 pixels a tile: eight tiles, each with a halo
 NAN_BLOCK = (slice(20, 30), slice(20, 30))
 ZERO_BLOCK = (slice(50, 60), slice(55, 70))
-
-
-def _tiny_config():
-  spec = importlib.util.spec_from_file_location("salinas_a_config",
-                                                REPO / "configs" / "salinas_a.py")
-  module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(REPO))  # for its `from configs import default`
-  try:
-    spec.loader.exec_module(module)
-  finally:
-    sys.path.remove(str(REPO))
-  config = module.get_config()
-  config.model.kwargs.update(emb_dim=16, base_channels=8, num_layers=1)
-  config.pca.components = 6
-  config.patch_size = 5
-  config.optimizer.schedule = "constant"
-  config.optimizer.learning_rate = 3e-3
-  config.optimizer.warmup_epochs = 0.0
-  config.batch_size = 16
-  config.eval_batch_size = 64
-  config.num_epochs = 1
-  config.split.protocol = "per_class"  # 60 steps: compiling costs far more than stepping
-  config.split.options.update(train_per_class=160, val_per_class=30)
-  return config
 
 
 def _write_raster(path, cube, driver):
@@ -62,21 +37,17 @@ def _write_raster(path, cube, driver):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, compile_cache, config_file):
   """A trained tiny run, eval.py's map of its scene, and the scene in three formats.
 
   The persistent compilation cache lets the command-line test load the
   programs compiled here.
   """
   folder = tmp_path_factory.mktemp("predict")
-  settings = {"jax_compilation_cache_dir": str(folder / "xla_cache"),
-              "jax_persistent_cache_min_compile_time_secs": 0.0,
-              "jax_persistent_cache_min_entry_size_bytes": 0}
-  previous = {k: getattr(jax.config, k) for k in settings}
-  for k, v in settings.items():
-    jax.config.update(k, v)
-  compilation_cache.reset_cache()
-  config, workdir = _tiny_config(), folder / "run"
+  config = tiny_config(config_file)
+  config.num_epochs = 1
+  config.split.options.train_per_class = 160  # 60 steps: compiling costs far more than stepping
+  workdir = folder / "run"
   train.train_and_evaluate(config, workdir)
   # eval.py's map: evaluate.evaluate's "every pixel" prediction of the projected scene.
   dataset = train.prepare_dataset(config, workdir)
@@ -118,10 +89,7 @@ def run(tmp_path_factory):
   yield {"folder": folder, "workdir": workdir, "eval_map": eval_map, "eval_max": eval_max,
          "scenes": scenes,
          "outputs": outputs, "predictor": predictor, "later_compiles": compiles,
-         "env": {k.upper(): str(v) for k, v in settings.items()}}
-  for k, v in previous.items():
-    jax.config.update(k, v)
-  compilation_cache.reset_cache()
+         "env": compile_cache}
 
 
 def _read(path, band=1):

@@ -147,6 +147,19 @@ def test_end_to_end_metrics_figures_and_report(trained_run):
     assert ((p["entropy_map"] >= 0) & (p["entropy_map"] <= np.log(6) + 1e-6)).all()
 
 
+def test_maps_leave_pixels_without_data_blank():
+  rng = np.random.default_rng(0)
+  cube = rng.normal(size=(4, 5, 3)).astype(np.float32)
+  cube[1, 2, 0], cube[3, 4] = np.nan, 0.0
+  probabilities = rng.dirichlet(np.ones(6), size=20).astype(np.float32)
+  classes, entropy = evaluate.scene_maps(cube, probabilities)
+  missing = np.zeros((4, 5), bool)
+  missing[1, 2] = missing[3, 4] = True
+  np.testing.assert_array_equal(classes[missing], [-1, -1])
+  assert np.isnan(entropy[missing]).all() and np.isfinite(entropy[~missing]).all()
+  np.testing.assert_array_equal(classes[~missing], probabilities.argmax(-1)[~missing.ravel()])
+
+
 def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   config = train.load_config(trained_run)
   scene = data.load_scene("salinas_a")
