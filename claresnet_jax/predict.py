@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 import tqdm
 
 from claresnet_jax import data, metrics, plots, train
-from claresnet_jax.data import scenes
+from claresnet_jax.data import rasters, scenes
 
 # Pixels classified per tile. Each tile holds its raw spectra twice in float64 while
 # projecting: 65536 pixels of 200 bands are about 200 MB.
@@ -54,13 +54,9 @@ class SceneReader:
     self.crs, self.transform, self.nodata = None, None, None
     self._raster, self._array, self._npy = None, None, None
     suffix = self.path.suffix.lower()
-    envi_header = self.path if suffix == ".hdr" else self.path.with_suffix(".hdr")
-    if suffix == ".hdr" or (suffix in scenes.ENVI_DATA_SUFFIXES and envi_header.exists()):
-      self.driver = "ENVI"
-      self._open_raster(self._envi_data_file(envi_header))
-    elif suffix in (".tif", ".tiff"):
-      self.driver = "GTiff"
-      self._open_raster(self.path)
+    self.driver = rasters.driver(self.path)
+    if self.driver is not None:
+      self._open_raster()
     elif suffix == ".npy":
       self.driver = "GTiff"
       self._open_npy()
@@ -72,36 +68,12 @@ class SceneReader:
       raise ValueError(f"{self.path.name}: unsupported scene file type {suffix!r}; use GeoTIFF "
                        "(.tif), ENVI (.hdr beside its data file), .npy or .mat")
 
-  def _envi_data_file(self, header: pathlib.Path) -> pathlib.Path:
-    if not header.is_file():
-      raise FileNotFoundError(f"{header} does not exist")
-    for suffix in scenes.ENVI_DATA_SUFFIXES:
-      candidate = header.with_suffix(suffix)
-      if candidate.is_file():
-        return candidate
-    raise FileNotFoundError(f"No ENVI data file beside {header} (looked for "
-                            f"{', '.join(header.stem + s for s in scenes.ENVI_DATA_SUFFIXES)})")
-
-  def _open_raster(self, path: pathlib.Path) -> None:
-    if not path.is_file():
-      raise FileNotFoundError(f"{path} does not exist")
-    try:
-      with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        self._raster = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as e:
-      raise ValueError(f"{self.path} could not be read as a {self.driver} raster: {e}") from e
-    r = self._raster
+  def _open_raster(self) -> None:
+    self._raster = r = rasters.open_raster(self.path)
     self.height, self.width, self.bands = r.height, r.width, r.count
     if r.crs is not None or not r.transform.is_identity:
       self.crs, self.transform = r.crs, r.transform
     self.nodata = r.nodata
-    if self.driver == "ENVI":  # GDAL would read a short data file's missing rows as zeros
-      expected = r.height * r.width * r.count * np.dtype(r.dtypes[0]).itemsize
-      if path.stat().st_size < expected:
-        raise ValueError(f"{path} is truncated: {path.stat().st_size} bytes, but its header "
-                         f"describes {r.height}x{r.width}x{r.count} {r.dtypes[0]} ({expected} "
-                         "bytes)")
 
   def _open_npy(self) -> None:
     if not self.path.is_file():
@@ -124,8 +96,7 @@ class SceneReader:
     """Rows [start, stop) as (rows, width, bands), in the file's dtype."""
     try:
       if self._raster is not None:
-        window = windows.Window(0, start, self.width, stop - start)
-        return np.moveaxis(self._raster.read(window=window), 0, -1)
+        return rasters.read_rows(self._raster, start, stop)
       if self._npy is not None:  # mapped for this window only, so pages read are released
         dtype, offset = self._npy
         row_bytes = self.width * self.bands * dtype.itemsize
@@ -316,7 +287,10 @@ class Predictor:
     """Describes each ENVI output and makes the class map an ENVI classification.
 
     GDAL's description would be the temporary path; a classification names and
-    colours every value from 0 to the largest class id.
+    colours every value from 0 to the largest class id. GDAL's ENVI driver
+    writes `class names` and `class lookup` only from a band's category names,
+    which rasterio cannot set (only a hand-written VRT, copied whole, could), so
+    spectral edits the header that GDAL wrote.
     """
     from spectral.io import envi  # pylint: disable=g-import-not-at-top
     values = range(int(self.class_ids.max()) + 1)

@@ -5,8 +5,9 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import rasterio
+from rasterio.transform import Affine
 import scipy.io
-import tifffile
 from spectral.io import envi
 
 from claresnet_jax import data
@@ -45,6 +46,15 @@ def _write_mat73(path, **arrays):
     f.write(header.ljust(116) + b"\0" * 8 + b"\x00\x02" + b"IM")
 
 
+def _write_raster(path, array, **options):
+  """An (H, W, bands) array written with rasterio: ENVI for .img, else GeoTIFF; georeferenced."""
+  with rasterio.open(path, "w", driver="ENVI" if path.suffix == ".img" else "GTiff",
+                     height=array.shape[0], width=array.shape[1], count=array.shape[2],
+                     dtype=array.dtype, crs="EPSG:32610",
+                     transform=Affine(3.7, 0.0, 620000.0, 0.0, -3.7, 4060000.0), **options) as f:
+    f.write(np.moveaxis(array, -1, 0))
+
+
 def _write(fmt, folder, cube, gt):
   """Writes cube and ground truth in `fmt`; returns load_scene's path and options."""
   if fmt == "mat":
@@ -68,14 +78,10 @@ def _write(fmt, folder, cube, gt):
     envi.save_image(str(folder / "cube.hdr"), cube, interleave="bil", ext=".img")
     envi.save_image(str(folder / "gt.hdr"), gt[..., None], ext=".img")
     return folder / "cube.hdr", {"gt": folder / "gt.img"}
-  if fmt == "tiff":
-    tifffile.imwrite(folder / "cube.tif", cube, photometric="minisblack", planarconfig="contig")
-    tifffile.imwrite(folder / "gt.tif", gt)
-    return folder / "cube.tif", {"gt": folder / "gt.tif"}
-  if fmt == "tiff_planar":
-    tifffile.imwrite(folder / "cube.tif", np.moveaxis(cube, -1, 0), photometric="minisblack",
-                     planarconfig="separate")
-    tifffile.imwrite(folder / "gt.tif", gt)
+  if fmt in ("tiff", "tiff_planar"):
+    _write_raster(folder / "cube.tif", cube,
+                  interleave="pixel" if fmt == "tiff" else "band")
+    _write_raster(folder / "gt.tif", gt[..., None])
     return folder / "cube.tif", {"gt": folder / "gt.tif"}
   raise AssertionError(fmt)
 
@@ -90,6 +96,91 @@ def test_user_files_load_as_written(tmp_path, fmt):
   np.testing.assert_array_equal(scene.gt, gt)
   assert scene.class_ids.tolist() == [2, 7]
   assert scene.class_names == ["two", "seven"]
+
+
+def _cube(dtype, shape=(7, 9, 5), seed=1):
+  """Spectra of `dtype`, negative too where it is signed, so byte order and sign both show."""
+  rng = np.random.default_rng(seed)
+  low = -1000 if np.dtype(dtype).kind in "if" else 0
+  return rng.integers(low, 30000, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("interleave,dtype", [("bsq", "int16"), ("bil", "float32"),
+                                              ("bip", "uint16")])
+def test_envi_interleaves_read_as_the_npy(tmp_path, interleave, dtype):
+  cube = _cube(dtype)
+  np.save(tmp_path / "cube.npy", cube)
+  _write_raster(tmp_path / "cube.img", cube, interleave=interleave.upper())
+  assert f"interleave = {interleave}" in (tmp_path / "cube.hdr").read_text()
+  expected = scenes.read_array(tmp_path / "cube.npy", ndim=3)
+  for given in ("cube.hdr", "cube.img"):  # the header or its data file
+    read = scenes.read_array(tmp_path / given, ndim=3)
+    assert read.dtype == expected.dtype
+    np.testing.assert_array_equal(read, expected)
+
+
+def test_big_endian_envi_reads_as_stored(tmp_path):
+  """Byte order 1, written by another library; the reflectance scale factor is not applied.
+
+  Prediction reads the same values, so a scene scaled for training is never
+  classified unscaled.
+  """
+  cube = _cube("float32")
+  envi.save_image(str(tmp_path / "cube.hdr"), cube, ext=".dat", byteorder=1, interleave="bip",
+                  metadata={"reflectance scale factor": 10000})
+  assert "byte order = 1" in (tmp_path / "cube.hdr").read_text()
+  np.testing.assert_array_equal(scenes.read_array(tmp_path / "cube.hdr", ndim=3), cube)
+
+
+@pytest.mark.parametrize("interleave", ["pixel", "band"])
+def test_tiled_compressed_geotiff_reads_as_the_npy(tmp_path, interleave):
+  cube = _cube("int16", shape=(37, 45, 6))  # tiles of 16 x 16: partial ones at the edges
+  np.save(tmp_path / "cube.npy", cube)
+  _write_raster(tmp_path / "cube.tif", cube, tiled=True, blockxsize=16, blockysize=16,
+                compress="deflate", predictor=2, interleave=interleave)
+  with rasterio.open(tmp_path / "cube.tif") as f:
+    assert f.profile["tiled"] and f.compression.value == "DEFLATE"
+    assert f.interleaving.value == interleave.upper()
+  np.testing.assert_array_equal(scenes.read_array(tmp_path / "cube.tif", ndim=3),
+                                scenes.read_array(tmp_path / "cube.npy", ndim=3))
+
+
+def test_corrupt_and_missing_rasters_are_named(tmp_path):
+  (tmp_path / "garbage.tif").write_bytes(b"II*\0 not really a TIFF" * 10)
+  with pytest.raises(ValueError, match=r"garbage\.tif could not be read as a GeoTIFF"):
+    scenes.read_array(tmp_path / "garbage.tif", ndim=3)
+  _write_raster(tmp_path / "whole.tif", _cube("int16", shape=(40, 40, 4)), tiled=True,
+                blockxsize=16, blockysize=16, compress="deflate")
+  content = (tmp_path / "whole.tif").read_bytes()
+  (tmp_path / "short.tif").write_bytes(content[:len(content) // 2])
+  with pytest.raises(ValueError, match=r"short\.tif could not be read"):
+    scenes.read_array(tmp_path / "short.tif", ndim=3)
+  (tmp_path / "bad.hdr").write_text("ENVI\nsamples = many\n")
+  (tmp_path / "bad.img").write_bytes(b"\0" * 64)
+  with pytest.raises(ValueError, match=r"bad\.hdr could not be read as an ENVI raster"):
+    scenes.read_array(tmp_path / "bad.hdr", ndim=3)
+  _write_raster(tmp_path / "cut.img", _cube("int16"))
+  content = (tmp_path / "cut.img").read_bytes()
+  (tmp_path / "cut.img").write_bytes(content[:-10])
+  with pytest.raises(ValueError, match=r"cut\.img is truncated: \d+ bytes, but its header "
+                                       r"describes 7x9x5 int16"):
+    scenes.read_array(tmp_path / "cut.hdr", ndim=3)
+  (tmp_path / "cut.img").unlink()
+  with pytest.raises(FileNotFoundError, match=r"No ENVI data file beside .*cut\.hdr"):
+    scenes.read_array(tmp_path / "cut.hdr", ndim=3)
+  with pytest.raises(FileNotFoundError, match=r"nothere\.hdr does not exist"):
+    data.load_scene(tmp_path / "nothere.hdr", gt=tmp_path / "gt.tif")
+
+
+def test_raster_bands_must_fit_the_role(tmp_path):
+  cube, gt = _scene_arrays()
+  path, options = _write("tiff", tmp_path, cube, gt)
+  with pytest.raises(ValueError, match=r"gt\.tif has 1 band; a cube \(height, width, bands\)"):
+    data.load_scene(options["gt"], gt=options["gt"])
+  with pytest.raises(ValueError, match=r"cube\.tif has 4 bands; a ground truth \(height, width\)"):
+    data.load_scene(path, gt=path)
+  with pytest.raises(ValueError, match=r"cube_key='x' given for cube\.tif: a raster holds one"):
+    data.load_scene(path, cube_key="x", **options)
 
 
 def test_class_names_mapping_and_default(tmp_path):

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.io
 
+from claresnet_jax.data import rasters
 from claresnet_jax.data.preprocess import nodata_mask
 
 PathLike = str | os.PathLike
@@ -205,8 +206,6 @@ SCENES: dict[str, SceneInfo] = {
 
 BUNDLED = "salinas_a"
 
-ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
-
 
 def load_scene(
     name_or_path: str | PathLike | SceneInfo,
@@ -385,8 +384,10 @@ def read_array(path: PathLike, *, ndim: int, key: str | None = None) -> np.ndarr
   Rasters are returned as (height, width[, bands]).
   """
   path = pathlib.Path(path)
+  if rasters.driver(path) is not None:
+    return _read_raster(path, ndim=ndim, key=key)
   arrays = _read_arrays(path)
-  if ndim == 2:  # single-band ENVI/TIFF rasters come as (H, W, 1)
+  if ndim == 2:  # an (H, W, 1) array holds a ground truth as a single-band raster does
     arrays = {k: v[..., 0] if v.ndim == 3 and v.shape[-1] == 1 else v for k, v in arrays.items()}
   if key is not None:
     if key not in arrays:
@@ -439,12 +440,28 @@ def _load_user_scene(path, gt, cube_key, gt_key, class_names, name) -> Scene:
   return Scene(name or path.stem, cube, labels, ids, names)
 
 
+def _read_raster(path: pathlib.Path, *, ndim: int, key: str | None) -> np.ndarray:
+  """A GeoTIFF or ENVI raster: a cube of several bands, or a ground truth of one."""
+  option = "cube_key" if ndim == 3 else "gt_key"
+  if key is not None:
+    raise ValueError(f"{option}={key!r} given for {path.name}: a raster holds one array; "
+                     f"{option} names a variable of a .mat or .npz file")
+  array = rasters.read_raster(path)
+  bands = array.shape[-1]
+  if ndim == 2:
+    if bands != 1:
+      raise ValueError(f"{path.name} has {bands} bands; a ground truth (height, width) has one, "
+                       "the label of every pixel")
+    return array[..., 0]
+  if bands == 1:
+    raise ValueError(f"{path.name} has 1 band; a cube (height, width, bands) has one band per "
+                     "wavelength (is it a ground truth?)")
+  return array
+
+
 def _read_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
-  """All arrays of a file, by variable name; one error style for every format."""
+  """All arrays of a .mat/.npy/.npz file, by variable name; one error style for every format."""
   suffix = path.suffix.lower()
-  if suffix == ".hdr" or (suffix in ENVI_DATA_SUFFIXES and path.with_suffix(".hdr").exists()):
-    hdr = path if suffix == ".hdr" else path.with_suffix(".hdr")
-    return {hdr.stem: _read_envi(hdr)}
   if not path.is_file():
     raise FileNotFoundError(f"{path} does not exist")
   try:
@@ -455,8 +472,6 @@ def _read_arrays(path: pathlib.Path) -> dict[str, np.ndarray]:
     if suffix == ".npz":
       with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-    if suffix in (".tif", ".tiff"):
-      return {path.stem: _read_tiff(path)}
   except (OSError, ValueError, EOFError) as e:
     raise ValueError(f"{path} could not be read as a {suffix} file: {e}") from e
   raise ValueError(f"{path.name}: unsupported file type {suffix!r}; use .mat, .npy, .npz, "
@@ -475,26 +490,6 @@ def _read_mat(path: pathlib.Path) -> dict[str, np.ndarray]:
     raise ValueError(f"{path} could not be read as a MATLAB file: {e}") from e
   return {k: v for k, v in contents.items()
           if not k.startswith("__") and isinstance(v, np.ndarray)}
-
-
-def _read_envi(hdr: pathlib.Path) -> np.ndarray:
-  from spectral.io import envi  # pylint: disable=g-import-not-at-top
-  if not hdr.is_file():
-    raise FileNotFoundError(f"{hdr} does not exist")
-  try:
-    return np.asarray(envi.open(str(hdr)).load())
-  except Exception as e:  # spectral raises its own error types for bad headers and data
-    raise ValueError(f"{hdr} could not be read as an ENVI header and data file: {e}") from e
-
-
-def _read_tiff(path: pathlib.Path) -> np.ndarray:
-  import tifffile  # pylint: disable=g-import-not-at-top
-  with tifffile.TiffFile(path) as tif:
-    series = tif.series[0]
-    data = series.asarray()
-    if data.ndim == 3 and series.axes[0] not in "YX":  # planar bands first: (bands, H, W)
-      data = np.moveaxis(data, 0, -1)
-  return data
 
 
 def _describe(arrays: Mapping[str, np.ndarray]) -> str:
