@@ -5,9 +5,9 @@
       --workdir runs/compare
 
 Deep models train and are selected by `train.train_and_evaluate`; classical
-ones fit the same split's centre-pixel spectra (svm_patches: whole patches). Every run of a seed sees the
-same split and PCA. Writes DIR/comparison.md and DIR/comparison.json, and each
-run's files under DIR/<model>/seed_<seed>/.
+ones fit the same split's centre-pixel spectra (svm_patches: whole patches).
+Every run of a seed sees the same split and PCA. Writes DIR/comparison.md and
+DIR/comparison.json, and each run's files under DIR/<model>/seed_<seed>/.
 """
 from collections.abc import Mapping, Sequence
 import json
