@@ -19,7 +19,8 @@ TINY = ("--config.model.kwargs.emb_dim=16 --config.model.kwargs.base_channels=8 
 
 
 def run_script(out: pathlib.Path, **settings: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, OUT=str(out), PYTHON=sys.executable, PYTHONPATH=str(REPO), **settings)
+  env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
+         **settings}
   return subprocess.run(["bash", "benchmarks/table3.sh"], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 
@@ -60,6 +61,42 @@ def test_table_has_a_row_per_model_with_its_seeds_and_the_papers_numbers(out):
   assert f"| claresnet | 1 | {oa:.2f} ± 0.00 | 99.71 ± 0.11 |" in table
   assert "| rf | 1 |" in table and "88.45 ± 0.52" in table
   assert f"- claresnet: seed_42 {oa:.2f} (1 epoch, best 1)" in table
+
+
+# Stands in for `timeout` running out: train.py gets SIGTERM mid-epoch once its metrics.jsonl
+# holds two epochs, and the exit status is timeout's 124; every other command runs as usual.
+STOPPED_AFTER_TWO_EPOCHS = """#!/usr/bin/env bash
+[[ "$1" == train.py ]] || exec "$REAL_PYTHON" "$@"
+for ((i = 1; i < $#; i++)); do [[ "${!i}" == --workdir ]] && { j=$((i + 1)); dir=${!j}; }; done
+"$REAL_PYTHON" "$@" & pid=$!
+while (( $(cat "$dir/metrics.jsonl" 2> /dev/null | wc -l) < 2 )); do
+  kill -0 $pid 2> /dev/null || { wait $pid; exit; }
+  sleep 0.2
+done
+sleep 1; kill -TERM $pid; wait $pid; exit 124
+"""
+
+
+def test_a_seed_stopped_by_train_seconds_is_tested_at_its_best_checkpoint(tmp_path, shared_dir):
+  python = tmp_path / "python"
+  python.write_text(STOPPED_AFTER_TWO_EPOCHS)
+  python.chmod(0o755)
+  out = tmp_path / "out"
+  result = run_script(out, PYTHON=str(python), REAL_PYTHON=sys.executable, TRAIN_SECONDS="3600",
+                      SEEDS="1", EPOCHS="100", MODELS="", EXTRA=TINY,
+                      MANUAL_DIR=str(shared_dir / "data" / "indian_pines"))
+  # The run was cut short, so the script reports failure, but the seed is still tested.
+  assert result.returncode == 1, result.stderr[-3000:]
+  times = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()]
+  assert [(name, status) for name, _, status in times] == [("claresnet seed 42", "exit 124")]
+  seed_dir = out / "claresnet" / "seed_42"
+  epochs = len((seed_dir / "metrics.jsonl").read_text().splitlines())
+  assert 2 <= epochs < 100
+  tested = json.loads((seed_dir / "metrics.json").read_text())
+  seed = json.loads((out / "table3.json").read_text())["claresnet"]["seeds"][0]
+  assert (seed["epochs"], seed["best_epoch"]) == (epochs, tested["checkpoint_epoch"])
+  assert 1 <= seed["best_epoch"] <= epochs and seed["epoch_seconds"] > 0
+  assert f"({epochs} epochs, best {seed['best_epoch']}, " in (out / "table3.md").read_text()
 
 
 @pytest.mark.parametrize("settings, message", [
