@@ -25,6 +25,12 @@ def run_script(out: pathlib.Path, **settings: str) -> subprocess.CompletedProces
                         capture_output=True, text=True, timeout=600)
 
 
+def process_ends(out: pathlib.Path) -> list[tuple[str, str]]:
+  """(process, exit status) of each line of times.tsv, in the order they ended."""
+  lines = (out / "times.tsv").read_text().splitlines()
+  return [(name, status) for name, _, status in (line.split("\t") for line in lines)]
+
+
 @pytest.fixture(scope="module")
 def out(tmp_path_factory, shared_dir):
   out = tmp_path_factory.mktemp("table3")
@@ -39,9 +45,7 @@ def test_each_run_writes_its_files(out):
   for name in ("metrics.json", "metrics.jsonl", "report.md", "train.log", "eval.log"):
     assert (seed / name).is_file(), name
   assert (out / "baselines" / "rf" / "comparison.md").is_file()
-  times = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()]
-  assert sorted((name, status) for name, _, status in times) == [
-      ("claresnet seed 42", "exit 0"), ("rf", "exit 0")]
+  assert sorted(process_ends(out)) == [("claresnet seed 42", "exit 0"), ("rf", "exit 0")]
 
 
 def test_table_has_a_row_per_model_with_its_seeds_and_the_papers_numbers(out):
@@ -87,8 +91,7 @@ def test_a_seed_stopped_by_train_seconds_is_tested_at_its_best_checkpoint(tmp_pa
                       MANUAL_DIR=str(shared_dir / "data" / "indian_pines"))
   # The run was cut short, so the script reports failure, but the seed is still tested.
   assert result.returncode == 1, result.stderr[-3000:]
-  times = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines()]
-  assert [(name, status) for name, _, status in times] == [("claresnet seed 42", "exit 124")]
+  assert process_ends(out) == [("claresnet seed 42", "exit 124")]
   seed_dir = out / "claresnet" / "seed_42"
   epochs = len((seed_dir / "metrics.jsonl").read_text().splitlines())
   assert 2 <= epochs < 100
