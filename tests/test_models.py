@@ -131,6 +131,26 @@ def test_single_layer_model_has_no_fusion():
   assert "cross_attn" not in params and "encoder_layers_0" in params
 
 
+@pytest.mark.parametrize("size,dilation,channels", [
+    (1, 1, 1), (5, 1, 1), (7, 1, 4), (3, 1, 8), (3, 2, 8), (3, 4, 8)])
+def test_convolution_gradients_are_xlas(size, dilation, channels):
+  """layers.Conv computes its kernel gradient itself on the CPU: it must be XLA's own."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 5, channels))
+  conv = layers.Conv(6, size, jnp.float32, dilation)
+  params = conv.init(jax.random.PRNGKey(1), x)
+
+  def xla_conv(params, x):
+    return jax.lax.conv_general_dilated(
+        x, params["params"]["kernel"], (1, 1), "SAME", rhs_dilation=(dilation, dilation),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def grads(apply):
+    return jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.sin(apply(p, x)) ** 2), argnums=(0, 1)))(
+        params, x)
+
+  chex.assert_trees_all_close(grads(conv.apply), grads(xla_conv), rtol=1e-5, atol=1e-5)
+
+
 def test_gelu_is_the_exact_form_in_float32():
   # torch.nn.GELU: x * Phi(x), Phi the standard normal CDF (scipy's ndtr in float64).
   x = np.linspace(-12, 12, 20001, dtype=np.float32)
