@@ -132,11 +132,12 @@ def ours(args) -> dict:
     return dataclasses.replace(dataset, split=split,
                                labels=dict(dataset.labels, train=dataset.labels["train"][:keep]))
 
-  state, _ = train._train_epoch(config, first_steps(1), mesh, step_fn, state, weights, 1,  # pylint: disable=protected-access
-                                managers["latest"])
+  train_epoch = train._train_epoch  # pylint: disable=protected-access
+  state, _ = train_epoch(config, first_steps(1), mesh, step_fn, state, weights, 1,
+                         managers["latest"])
   start = time.perf_counter()
-  state, _ = train._train_epoch(config, first_steps(args.steps), mesh, step_fn, state, weights,  # pylint: disable=protected-access
-                                2, managers["latest"])
+  state, _ = train_epoch(config, first_steps(args.steps), mesh, step_fn, state, weights, 2,
+                         managers["latest"])
   jax.block_until_ready(state)
   step = (time.perf_counter() - start) / args.steps
   predict_fn = train.jit_predict_step(mesh, with_features=False)
