@@ -19,12 +19,10 @@ GLIBC_TUNABLES = ("glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:"
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-  """`absl.app.run(main)` with glibc malloc keeping XLA's buffers, and one CPU device per core.
+  """`absl.app.run(main)`, after the settings every command shares.
 
-  glibc reads its tunables only at start-up, so the command restarts itself
-  once with GLIBC_TUNABLES set. A GLIBC_TUNABLES already in the environment
-  (even empty) is the user's choice and is left as it is; so is a CPU device
-  count set through JAX_NUM_CPU_DEVICES or XLA_FLAGS.
+  glibc malloc keeps XLA's buffers (`keep_freed_memory`), one CPU device per core, the
+  persistent compilation cache; each leaves a setting the user made as it is.
   """
   keep_freed_memory()
   use_one_cpu_device_per_core()
