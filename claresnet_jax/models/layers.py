@@ -102,13 +102,13 @@ def _same_conv_fwd(x, kernel, dilation):
 
 def _same_conv_bwd(dilation, residuals, dy):
   x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda x: _same_conv(x, kernel, dilation), x)
-  _, kernel_vjp = jax.vjp(lambda kernel: _same_conv(x, kernel, dilation), kernel)
+  _, vjp = jax.vjp(functools.partial(_same_conv, dilation=dilation), x, kernel)
+  input_grad, xla_kernel_grad = vjp(dy)  # XLA drops the kernel gradient it does not use.
   kernel_grad = jax.lax.platform_dependent(
       x, dy, cpu=functools.partial(_kernel_grad_as_matmul, size=kernel.shape[0],
                                    dilation=dilation),
-      default=lambda x, dy: kernel_vjp(dy)[0])
-  return input_vjp(dy)[0], kernel_grad
+      default=lambda x, dy: xla_kernel_grad)
+  return input_grad, kernel_grad
 
 
 same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
