@@ -170,31 +170,28 @@ def get_config():
 '''
 
 
-def test_two_processes_match_one_process(tmp_path, compile_cache):
+def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_cache):
+  # Against one process with two devices, not one: the same two-way sharding makes the same
+  # arithmetic, so the runs agree to rounding. Against one device they drift apart by
+  # reduction-order rounding that Adam amplifies over the steps into 1e-3..3e-3 of the
+  # validation loss, varying with the machine; the 4-device test above pins that one step.
   config_file = tmp_path / "ssrn.py"
   config_file.write_text(SSRN_CONFIG)
   common = ["train.py", f"--config={config_file}"]
   single = subprocess.run([sys.executable, *common, f"--workdir={tmp_path / 'single'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env=_env(**compile_cache))
+                          env=_env(JAX_NUM_CPU_DEVICES="2", **compile_cache))
   assert single.returncode == 0, single.stderr[-5000:]
   port = _free_port()
   _run_together([[sys.executable, *common, f"--workdir={tmp_path / 'multi'}",
                   f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                   f"--process_id={i}"] for i in range(2)], _env(**compile_cache), timeout=600)
 
-  # Parameters drift apart slightly: a kernel feeding BatchNorm has a gradient of ~0 (its
-  # scale cancels) whose rounding, different under another sharding (and, on AVX-512, another
-  # matmul kernel for the half batch), Adam turns into steps of +-lr. That moves the epoch's
-  # losses by ~3e-4 (seen on CI) and the validation outputs by ~1e-3.
   histories = {name: train.read_history(tmp_path / name) for name in ("single", "multi")}
   assert [h["epoch"] for h in histories["multi"]] == [1, 2]
-  num_train, num_val = 6 * 40, 6 * 30
   for a, b in zip(histories["single"], histories["multi"]):
-    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
-    assert abs(b["train_accuracy"] - a["train_accuracy"]) <= 2 / num_train + 1e-9  # two pixels
-    assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-3)
-    assert abs(b["val_accuracy"] - a["val_accuracy"]) <= 1 / num_val + 1e-9  # one pixel
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+      assert b[key] == pytest.approx(a[key], rel=1e-5), key
   config = train.load_config(tmp_path / "single")
   dataset = train.prepare_dataset(config, tmp_path / "single")
   model = models.create_model("ssrn", 6)
@@ -210,6 +207,4 @@ def test_two_processes_match_one_process(tmp_path, compile_cache):
     probabilities[name] = train.predict(
         state, train.jit_predict_step(mesh, with_features=False), mesh, dataset.cube,
         dataset.split.val, patch_size=5, batch_size=config.eval_batch_size)["probabilities"]
-  np.testing.assert_allclose(probabilities["multi"], probabilities["single"], atol=1e-2)
-  agree = probabilities["multi"].argmax(-1) == probabilities["single"].argmax(-1)
-  assert agree.mean() >= 0.98
+  np.testing.assert_allclose(probabilities["multi"], probabilities["single"], atol=1e-5)
