@@ -46,16 +46,20 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def user_cache_in_session_tmp(tmp_path_factory):
-  """Commands that tests start keep their compiled programs in this session's temporary
-  folder, not in the user's ~/.cache (and never reuse programs of an earlier session)."""
-  previous = os.environ.get("XDG_CACHE_HOME")
-  os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.getbasetemp() / "xdg_cache")
+def user_caches_in_session_tmp(tmp_path_factory):
+  """Commands that tests start keep their compiled programs and prepared scenes in this
+  session's temporary folder, not in the user's ~/.cache and ~/tensorflow_datasets (and never
+  reuse those of an earlier session)."""
+  base = tmp_path_factory.getbasetemp()
+  caches = {"XDG_CACHE_HOME": str(base / "xdg_cache"), "TFDS_DATA_DIR": str(base / "tfds")}
+  previous = {name: os.environ.get(name) for name in caches}
+  os.environ.update(caches)
   yield
-  if previous is None:
-    del os.environ["XDG_CACHE_HOME"]
-  else:
-    os.environ["XDG_CACHE_HOME"] = previous
+  for name, value in previous.items():
+    if value is None:
+      del os.environ[name]
+    else:
+      os.environ[name] = value
 
 
 def pytest_collection_modifyitems(items):

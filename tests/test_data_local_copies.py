@@ -5,7 +5,9 @@ import io
 import json
 import pathlib
 import shutil
+import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -72,6 +74,39 @@ def test_indian_pines_from_the_shared_npy_layout(tmp_path, shared_dir, ip_arrays
   # Prepared once: the cache serves without the files, verified the same way.
   cached = data.load_scene("indian_pines", data_dir=tmp_path / "tfds", download=False)
   _assert_indian_pines(cached, *ip_arrays)
+
+
+# One process of several started at once (seeds of a sweep, benchmarks/table3.sh): each
+# imports everything, says it is ready, then loads the scene as soon as it is told to go.
+LOAD_WHEN_TOLD = """
+import pathlib, sys, time
+from claresnet_jax import data
+ready, go, manual_dir, data_dir = map(pathlib.Path, sys.argv[1:])
+ready.touch()
+while not go.exists():
+  time.sleep(0.01)
+scene = data.load_scene("indian_pines", manual_dir=manual_dir, data_dir=data_dir)
+print(int((scene.gt > 0).sum()))
+"""
+
+
+def test_processes_preparing_a_scene_at_once_all_load_it(tmp_path, shared_dir):
+  go = tmp_path / "go"
+  ready = [tmp_path / f"ready_{i}" for i in range(2)]
+  processes = [subprocess.Popen(
+      [sys.executable, "-c", LOAD_WHEN_TOLD, r, go, shared_dir / "data/indian_pines",
+       tmp_path / "tfds"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for r in ready]
+  deadline = time.monotonic() + 120
+  while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+    time.sleep(0.05)
+  go.touch()
+  for process in processes:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert stdout.split()[-1] == "10249"  # after what tensorflow-datasets prints
+  prepared = tmp_path / "tfds/hyperspectral_scenes/indian_pines"
+  assert [p.name for p in prepared.iterdir()] == ["1.0.0"]  # one copy, nothing half-written
 
 
 def test_indian_pines_from_the_ehu_mat_layout(tmp_path, ip_arrays):

@@ -15,6 +15,7 @@ import pathlib
 import shutil
 
 from absl import logging
+import filelock
 import numpy as np
 
 from claresnet_jax.data import _tf  # pylint: disable=unused-import  (hides GPUs from TF first)
@@ -112,27 +113,39 @@ def load_prepared(info: scenes.SceneInfo, *, data_dir=None, manual_dir=None,
           f"{info.title} is not prepared in {builder.data_dir_root}; call load_scene with "
           f"download=True, or place {_local_names(info)} in a manual directory and pass "
           "manual_dir=")
-    download_dir = pathlib.Path(builder.data_dir_root) / "downloads"
-    before = set(download_dir.rglob("*.tmp.*"))
-    try:
-      builder.download_and_prepare(
-          download_dir=download_dir,
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    except Exception as e:
-      if isinstance(e, download_manager.NonMatchingChecksumError):
-        raise ValueError(f"A download of {info.title} does not match its published sha256, so "
-                         f"it was discarded (corrupted or changed file).\n{e}") from None
-      if isinstance(e, (OSError, tfds.download.DownloadError)):  # no connection, HTTP errors
-        raise OSError(f"Could not download {info.title}: {e}\nOn a machine without internet "
-                      f"access, place {_local_names(info)} in a folder and pass manual_dir= "
-                      f"(default {download_dir / 'manual'})") from None
-      raise
-    finally:  # failed attempts, also those a mirror made up for
-      _remove_new_tmp(download_dir, before)
+    # Processes started together (seeds of a sweep) prepare one at a time; the later ones
+    # find the scene prepared and read it with a builder made anew.
+    root = pathlib.Path(builder.data_dir_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(root / f"{builder.name}.{info.name}.lock"):
+      builder = HyperspectralScenes(config=config, data_dir=data_dir)
+      if not builder.is_prepared():
+        _prepare(builder, info, manual_dir)
   example = next(iter(tfds.as_numpy(builder.as_dataset(split=_SPLIT))))
   return scenes.scene_from_arrays(
       info, example["cube"], example["gt"], cube_source=f"cached {info.name} cube",
       gt_source=f"cached {info.name} ground truth")
+
+
+def _prepare(builder: HyperspectralScenes, info: scenes.SceneInfo, manual_dir) -> None:
+  """Downloads (or takes from `manual_dir`), verifies and writes the scene into the cache."""
+  download_dir = pathlib.Path(builder.data_dir_root) / "downloads"
+  before = set(download_dir.rglob("*.tmp.*"))
+  try:
+    builder.download_and_prepare(
+        download_dir=download_dir,
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except Exception as e:
+    if isinstance(e, download_manager.NonMatchingChecksumError):
+      raise ValueError(f"A download of {info.title} does not match its published sha256, so "
+                       f"it was discarded (corrupted or changed file).\n{e}") from None
+    if isinstance(e, (OSError, tfds.download.DownloadError)):  # no connection, HTTP errors
+      raise OSError(f"Could not download {info.title}: {e}\nOn a machine without internet "
+                    f"access, place {_local_names(info)} in a folder and pass manual_dir= "
+                    f"(default {download_dir / 'manual'})") from None
+    raise
+  finally:  # failed attempts, also those a mirror made up for
+    _remove_new_tmp(download_dir, before)
 
 
 def _local_names(info: scenes.SceneInfo) -> str:
