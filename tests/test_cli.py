@@ -1,4 +1,5 @@
-"""The commands' common start: glibc malloc tunables (a restart), CPU devices, arguments kept."""
+"""The commands' common start: glibc malloc tunables (a restart), the CPU schedule, CPU devices,
+arguments kept."""
 import os
 import platform
 import subprocess
@@ -52,3 +53,26 @@ def test_one_cpu_device_per_core_the_process_may_use():
 def test_a_users_cpu_device_count_is_kept():
   assert _run({"JAX_NUM_CPU_DEVICES": "3"}).split()[1] == "3"
   assert _run({"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}).split()[1] == "3"
+
+
+# A command that reports the XLA flags its main() sees.
+FLAGS_PROGRAM = ("import os; from claresnet_jax import cli; "
+                 "cli.run(lambda argv: print(os.environ['XLA_FLAGS']))")
+
+
+def _flags(env_update):
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(env_update)
+  return subprocess.run([sys.executable, "-c", FLAGS_PROGRAM], env=env, capture_output=True,
+                        text=True, timeout=120, check=True).stdout.strip()
+
+
+def test_cpu_programs_are_scheduled_depth_first_beside_a_users_flags():
+  assert _flags({}) == "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+  assert _flags({"XLA_FLAGS": "--xla_cpu_use_xnnpack=false"}) == (
+      "--xla_cpu_use_xnnpack=false --xla_cpu_enable_concurrency_optimized_scheduler=false")
+
+
+def test_a_users_cpu_schedule_is_kept():
+  flag = "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+  assert _flags({"XLA_FLAGS": flag}) == flag
