@@ -108,9 +108,7 @@ def ours(args) -> dict:
   from claresnet_jax import data, models, train  # pylint: disable=g-import-not-at-top
   from configs import ip  # pylint: disable=g-import-not-at-top
 
-  cli.schedule_cpu_programs_depth_first()
-  cli.use_one_cpu_device_per_core()
-  cli.use_persistent_compilation_cache()
+  cli.use_jax_settings()
   config = ip.get_config()
   config.scene_options.manual_dir = args.manual_dir
   workdir = pathlib.Path(tempfile.mkdtemp())

@@ -27,14 +27,11 @@ DEPTH_FIRST_CPU_SCHEDULE = "--xla_cpu_enable_concurrency_optimized_scheduler=fal
 def run(main: Callable[[list[str]], None]) -> None:
   """`absl.app.run(main)`, after the settings every command shares.
 
-  glibc malloc keeps XLA's buffers (`keep_freed_memory`), CPU programs scheduled depth
-  first, one CPU device per core, the persistent compilation cache; each leaves a setting
-  the user made as it is.
+  glibc malloc keeps XLA's buffers (`keep_freed_memory`), then `use_jax_settings`; each
+  leaves a setting the user made as it is.
   """
   keep_freed_memory()
-  schedule_cpu_programs_depth_first()
-  use_one_cpu_device_per_core()
-  use_persistent_compilation_cache()
+  use_jax_settings()
   logging.get_absl_handler().addFilter(_quiet_orbax)
   app.run(_logging_compile_time(main))
 
@@ -47,6 +44,14 @@ def keep_freed_memory() -> None:
   if "GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc":
     os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def use_jax_settings() -> None:
+  """CPU programs scheduled depth first, one CPU device per core, the persistent
+  compilation cache. Call it before JAX's first computation."""
+  schedule_cpu_programs_depth_first()
+  use_one_cpu_device_per_core()
+  use_persistent_compilation_cache()
 
 
 def schedule_cpu_programs_depth_first() -> None:

@@ -18,12 +18,12 @@ glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                                 reason="glibc tunables exist only on glibc systems")
 
 
-def _run(env_update, *args, cores=None):
+def _run(env_update, *args, cores=None, program=PROGRAM):
   env = {k: v for k, v in os.environ.items()
          if k not in ("GLIBC_TUNABLES", "JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
   env.update(env_update)
   pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-  result = subprocess.run([sys.executable, "-c", PROGRAM, *args], env=env, capture_output=True,
+  result = subprocess.run([sys.executable, "-c", program, *args], env=env, capture_output=True,
                           text=True, timeout=120, check=True, preexec_fn=pin)
   return result.stdout.rstrip("\n")
 
@@ -61,10 +61,7 @@ FLAGS_PROGRAM = ("import os; from claresnet_jax import cli; "
 
 
 def _flags(env_update):
-  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  env.update(env_update)
-  return subprocess.run([sys.executable, "-c", FLAGS_PROGRAM], env=env, capture_output=True,
-                        text=True, timeout=120, check=True).stdout.strip()
+  return _run(env_update, program=FLAGS_PROGRAM)
 
 
 def test_cpu_programs_are_scheduled_depth_first_beside_a_users_flags():
