@@ -3,6 +3,7 @@
 The pipeline (`train_batches`, `eval_batches`) lives in `pipeline.py` and is
 imported on first use, so that TensorFlow loads only where input is fed.
 """
+from claresnet_jax.data.fixed_splits import FIXED_SPLITS
 from claresnet_jax.data.preprocess import PCA
 from claresnet_jax.data.preprocess import WATER_ABSORPTION_BANDS
 from claresnet_jax.data.preprocess import fit_pca
@@ -16,6 +17,7 @@ from claresnet_jax.data.scenes import load_scene
 from claresnet_jax.data.splits import PROTOCOLS
 from claresnet_jax.data.splits import Split
 from claresnet_jax.data.splits import check_patch_size
+from claresnet_jax.data.splits import hold_out_validation
 from claresnet_jax.data.splits import labels_of
 from claresnet_jax.data.splits import leakage
 from claresnet_jax.data.splits import make_split

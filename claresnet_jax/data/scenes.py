@@ -131,6 +131,8 @@ SCENES: dict[str, SceneInfo] = {
         description="AVIRIS, Indiana 1992; corrected: 20 water-absorption bands removed.",
         cube=SceneFile(
             f"{_EHU}/6/67/Indian_pines_corrected.mat", "indian_pines_corrected",
+            sha256="ec2f8808710919d566f70f0d4aa885aae1ddfd42b734aba71c5e12ca65450939",
+            size=5953527,
             values_sha256="60c8ec2f8b40b7b3d5d221a4c86bca4506dd0181fbc26c107334f1313bb65f25",
             mirror=ArchiveMember(
                 **_TENSORLY_WHEEL, member="tensorly/datasets/data/Indian_pines_corrected.npy")),
@@ -154,9 +156,14 @@ SCENES: dict[str, SceneInfo] = {
         name="salinas",
         title="Salinas",
         description="AVIRIS, Salinas Valley CA; corrected: 20 water-absorption bands removed.",
-        cube=SceneFile(f"{_EHU}/a/a3/Salinas_corrected.mat", "salinas_corrected"),
+        cube=SceneFile(
+            f"{_EHU}/a/a3/Salinas_corrected.mat", "salinas_corrected",
+            sha256="5ec1c0d22f56d18ecd336f8e35735863c0f160682e04e0c18ef3f89a3334d87d",
+            size=26552770),
         gt=SceneFile(
             f"{_EHU}/f/fa/Salinas_gt.mat", "salinas_gt",
+            sha256="ecfab4d31ef5553f097943235d8ea502038eb4a2067b2ad10b33e37c949955e2",
+            size=4277,
             values_sha256="98b12344d1cc9bdb4ad9538486badb6a04eaebd4a05e0d32cc03ac0c35f738f9"),
         shape=(512, 217, 204),
         classes={
@@ -192,9 +199,14 @@ SCENES: dict[str, SceneInfo] = {
         name="pavia_university",
         title="Pavia University",
         description="ROSIS, Pavia 2001; 103 bands.",
-        cube=SceneFile(f"{_EHU}/e/ee/PaviaU.mat", "paviaU"),
+        cube=SceneFile(
+            f"{_EHU}/e/ee/PaviaU.mat", "paviaU",
+            sha256="28447fa87f7a5797845e9a189c0da85e23b1d06a4ba7361e5ff44efbf834d2fb",
+            size=34806917),
         gt=SceneFile(
             f"{_EHU}/5/50/PaviaU_gt.mat", "paviaU_gt",
+            sha256="23f6a426928f9b32984adffe659e29f554f9fb6c93b5a107528d308d5087a829",
+            size=11005,
             values_sha256="e40239a4cd614dff60a8922e16f517b250db26004fdf24e06848d391656d5155"),
         shape=(610, 340, 103),
         classes={

@@ -13,7 +13,7 @@ import scipy.ndimage
 import scipy.spatial
 import sklearn.model_selection
 
-PROTOCOLS = ("paper", "fraction", "per_class", "disjoint", "masks")
+PROTOCOLS = ("paper", "fraction", "per_class", "disjoint", "masks", "fixed")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -52,14 +52,19 @@ def make_split(gt: np.ndarray, protocol: str, *, seed: int, patch_size: int, **o
       validation or test patch (leakage 0). Of 8 directions (offset by the
       seed), the one keeping the most training pixels with every class wins.
     masks: `train_mask`, `test_mask` and optional `val_mask`: (H, W) arrays or
-      raster files, nonzero = selected; selected pixels must be labelled.
+      raster files, nonzero = selected; selected pixels must be labelled, and
+      every class with test pixels needs training pixels.
+    fixed: a registered fixed split (`name`, a key of fixed_splits.FIXED_SPLITS;
+      `manual_dir`, `data_dir` as for scenes): its training and test pixels that
+      `gt` labels. With the split's own labels as `gt` (fixed_splits.split_labels),
+      that is all of them.
   """
   gt = np.asarray(gt)
   if gt.ndim != 2:
     raise ValueError(f"gt has shape {gt.shape}; expected (height, width)")
   check_patch_size(patch_size, *gt.shape)
   builders = {"paper": _paper, "fraction": _fraction, "per_class": _per_class,
-              "disjoint": _disjoint, "masks": _masks}
+              "disjoint": _disjoint, "masks": _masks, "fixed": _fixed}
   if protocol not in builders:
     raise ValueError(f"Unknown split protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
   try:
@@ -215,30 +220,80 @@ def _cut(gt, pixels, labels, angle, patch_size, test_size, val_size):
 def _masks(gt, *, seed, patch_size, train_mask, test_mask, val_mask=None) -> Split:
   del seed, patch_size
   masks = {"train_mask": train_mask, "val_mask": val_mask, "test_mask": test_mask}
-  selected = {}
+  selected, names = {}, {}
   for name, mask in masks.items():
+    names[name] = name
     if mask is None:
       selected[name] = np.zeros(gt.shape, bool)
       continue
     if isinstance(mask, (str, os.PathLike)):
       from claresnet_jax.data import scenes  # pylint: disable=g-import-not-at-top
+      names[name] = f"{name} {os.fspath(mask)}"
       mask = scenes.read_array(mask, ndim=2)
     mask = np.asarray(mask)
     if mask.shape != gt.shape:
-      raise ValueError(f"{name} has shape {mask.shape}, expected {gt.shape} to match gt")
+      raise ValueError(f"{names[name]} has shape {mask.shape}, expected {gt.shape} to match the "
+                       "scene's ground truth")
     mask = mask != 0
     unlabelled = mask & (gt == 0)
     if unlabelled.any():
       row, col = np.argwhere(unlabelled)[0]
-      raise ValueError(f"{name} selects {int(unlabelled.sum())} unlabelled pixels (first at "
-                       f"({row}, {col})); select labelled pixels only")
+      raise ValueError(f"{names[name]} selects {int(unlabelled.sum())} unlabelled pixels (first "
+                       f"at ({row}, {col})); select labelled pixels only")
     selected[name] = mask
-  names = list(selected)
-  for i, a in enumerate(names):
-    for b in names[i + 1:]:
+  keys = list(selected)
+  for i, a in enumerate(keys):
+    for b in keys[i + 1:]:
       both = selected[a] & selected[b]
       if both.any():
         row, col = np.argwhere(both)[0]
-        raise ValueError(f"{a} and {b} both select {int(both.sum())} pixels (first at "
-                         f"({row}, {col})); a pixel belongs to one part only")
+        raise ValueError(f"{names[a]} and {names[b]} both select {int(both.sum())} pixels (first "
+                         f"at ({row}, {col})); a pixel belongs to one part only")
+  untrained = sorted(set(np.unique(gt[selected["test_mask"]]).tolist())
+                     - set(np.unique(gt[selected["train_mask"]]).tolist()))
+  if untrained:
+    raise ValueError(f"{names['test_mask']} selects pixels of classes {untrained}, of which "
+                     f"{names['train_mask']} selects no pixel: a model cannot learn them. Add "
+                     "training pixels of those classes, or leave them out (config.exclude_classes)")
   return Split(*(np.argwhere(selected[n]) for n in ("train_mask", "val_mask", "test_mask")))
+
+
+def _fixed(gt, *, seed, patch_size, name, manual_dir=None, data_dir=None) -> Split:
+  del seed, patch_size
+  from claresnet_jax.data import fixed_splits  # pylint: disable=g-import-not-at-top
+  train, test = fixed_splits.load_maps(name, manual_dir=manual_dir, data_dir=data_dir)
+  if train.shape != gt.shape:
+    raise ValueError(f"The fixed split {name!r} has maps of shape {train.shape}, the ground "
+                     f"truth {gt.shape}: it is a split of another scene")
+  for part, labels in (("training", train), ("test", test)):
+    disagree = (labels > 0) & (gt > 0) & (labels != gt)
+    if disagree.any():
+      row, col = np.argwhere(disagree)[0]
+      raise ValueError(f"The {part} map of the fixed split {name!r} labels {int(disagree.sum())} "
+                       f"pixels otherwise than the ground truth (first ({row}, {col}): "
+                       f"{labels[row, col]} against {gt[row, col]})")
+  return Split(np.argwhere((train > 0) & (gt > 0)), np.zeros((0, 2), np.int64),
+               np.argwhere((test > 0) & (gt > 0)))
+
+
+def hold_out_validation(split: Split, gt: np.ndarray, fraction: float, seed: int) -> Split:
+  """`split` with a stratified `fraction` of each class's training pixels moved to validation.
+
+  For splits without a validation part (fixed maps, a user's masks) whose runs
+  select their checkpoint by validation accuracy; a class keeps at least one
+  training pixel.
+  """
+  if not 0 < fraction < 1:
+    raise ValueError(f"holdout_fraction={fraction} must be between 0 and 1")
+  if len(split.val):
+    raise ValueError(f"The split already has {len(split.val)} validation pixels; "
+                     "holdout_fraction is for splits without a validation part")
+  labels = np.asarray(gt)[split.train[:, 0], split.train[:, 1]]
+  rng = np.random.default_rng(seed)
+  held = []
+  for value in np.unique(labels):
+    members = rng.permutation(np.flatnonzero(labels == value))
+    held.append(members[:min(round(fraction * len(members)), len(members) - 1)])
+  held = np.sort(np.concatenate(held))
+  kept = np.setdiff1d(np.arange(len(split.train)), held)
+  return Split(split.train[kept], split.train[held], split.test)

@@ -145,7 +145,7 @@ def _prepare(builder: HyperspectralScenes, info: scenes.SceneInfo, manual_dir) -
                     f"(default {download_dir / 'manual'})") from None
     raise
   finally:  # failed attempts, also those a mirror made up for
-    _remove_new_tmp(download_dir, before)
+    remove_new_tmp(download_dir, before)
 
 
 def _local_names(info: scenes.SceneInfo) -> str:
@@ -188,7 +188,7 @@ def _manual_path(dl_manager, file: scenes.SceneFile) -> pathlib.Path | None:
   return found[0] if found else None
 
 
-def _remove_new_tmp(download_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
-  """Removes the half-written download folders that a failed preparation left."""
+def remove_new_tmp(download_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
+  """Removes the half-written download folders that a failed download left."""
   for tmp in set(download_dir.rglob("*.tmp.*")) - before:
     shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
