@@ -239,7 +239,12 @@ def test_audit_of_a_ground_truth_alone(shared_dir):
   assert (f"disjoint      42 {len(split.train):>6} {len(split.val):>5} {len(split.test):>5}    "
           "0.000") in result.stdout
   counts = _counts(scene.gt, split.train)
-  assert f"| 14 | Woods | {counts[14]:,} |" in result.stdout
+  sizes = _counts(scene.gt, np.argwhere(scene.gt > 0))
+  assert f"| 14 | Woods | {counts[14]:,} | {counts[14] / sizes[14]:.1%} |" in result.stdout
+  low = min(sizes, key=lambda c: counts[c] / sizes[c])
+  assert (f"disjoint, seed 42, leakage 0.000; smallest training share: {low} "
+          f"{scene.class_names[list(scene.class_ids).index(low)]}, {counts[low]:,} of "
+          f"{sizes[low]:,} pixels ({counts[low] / sizes[low]:.1%}):") in result.stdout
   assert "| 9 | Oats |" not in result.stdout
-  assert (f"| | total | {len(split.train):,} | {len(split.val):,} | {len(split.test):,} |"
-          in result.stdout)
+  assert (f"| | total | {len(split.train):,} | {len(split.train) / sum(sizes.values()):.1%} | "
+          f"{len(split.val):,} | {len(split.test):,} |") in result.stdout
