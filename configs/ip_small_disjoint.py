@@ -1,8 +1,8 @@
 """configs/ip_small.py on Indian Pines' spatially disjoint split (ip_disjoint.py).
 
 PCA is fitted on training pixels only, and the five classes that ip_disjoint.py
-leaves out (1, 4, 7, 9 and 16: single small fields) are left out here too, so
-the two disjoint figures cover the same 11 classes.
+leaves out (1, 4, 7, 9 and 16) are left out here too, so the two disjoint
+figures cover the same 11 classes.
 """
 from configs import ip_disjoint
 from configs import ip_small

@@ -99,11 +99,12 @@ def _config(name):
 
 
 # The real ground truths (the splits need no cube): each disjoint config splits every class it
-# keeps, and the split names the ones it cannot split. The reduced configs leave out the same
-# classes as ip_disjoint.py, although their smaller patches could split some of them.
+# keeps, and the split names the ones it cannot split. ip_disjoint.py also leaves out Corn (4),
+# which splits but keeps the smallest training share, and the reduced configs leave out the same
+# classes as ip_disjoint.py, although their smaller patches could split more of them.
 @pytest.mark.parametrize("config_name, gt_file, excluded, unsplittable", [
-    ("ip_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [1, 4, 7, 9, 16]),
-    ("ip_small_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [1, 7, 9]),
+    ("ip_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [1, 7, 9, 16]),
+    ("ip_small_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16], [7]),
     ("compare_ip_small_disjoint", "indian_pines/Indian_pines_gt.mat", [1, 4, 7, 9, 16],
      [1, 7, 9, 16]),
     ("sa_disjoint", "salinas/Salinas_gt.mat", [], []),
@@ -128,6 +129,23 @@ def test_disjoint_configs_on_the_real_ground_truths(shared_dir, config_name, gt_
     assert data.leakage(split, config.patch_size) == 0.0
     everything = np.concatenate([split.train, split.val, split.test])
     assert len(_as_set(everything)) == len(everything)
+
+
+# The smallest per-class training share of ip_disjoint.py's split when one direction, chosen
+# for the most training pixels, cut every class (make_split's disjoint protocol before it chose
+# a direction per class): Buildings-Grass-Trees-Drives (15) kept 3, 2 and 16 of its 386 pixels.
+@pytest.mark.parametrize("seed, common_direction_share", [(42, 3 / 386), (43, 2 / 386),
+                                                          (44, 16 / 386)])
+def test_disjoint_split_of_indian_pines_starves_no_class(shared_dir, seed,
+                                                         common_direction_share):
+  gt_file = shared_dir / "data/indian_pines/Indian_pines_gt.mat"
+  gt = data.ground_truth_scene("indian_pines", gt_file).without_classes([1, 4, 7, 9, 16]).gt
+  split = data.make_split(gt, "disjoint", seed=seed, patch_size=11)
+  train = _counts(gt, split.train)
+  shares = [train.get(c, 0) / n for c, n in _counts(gt, np.argwhere(gt > 0)).items()]
+  assert min(shares) > common_direction_share
+  assert data.leakage(split, 11) == 0.0
+  assert _chebyshev_min(split.train, np.concatenate([split.val, split.test])) >= 11
 
 
 def test_ground_truth_scene_is_verified(tmp_path, shared_dir):
@@ -163,6 +181,10 @@ def test_splits_are_seeded(gt):
   b = data.make_split(gt, "per_class", seed=5, patch_size=11, train_per_class=10)
   c = data.make_split(gt, "per_class", seed=6, patch_size=11, train_per_class=10)
   np.testing.assert_array_equal(a.train, b.train)
+  assert _as_set(a.train) != _as_set(c.train)
+  a, b, c = (data.make_split(gt, "disjoint", seed=seed, patch_size=11) for seed in (5, 5, 6))
+  for part in ("train", "val", "test"):
+    np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
   assert _as_set(a.train) != _as_set(c.train)
 
 
@@ -239,7 +261,12 @@ def test_audit_of_a_ground_truth_alone(shared_dir):
   assert (f"disjoint      42 {len(split.train):>6} {len(split.val):>5} {len(split.test):>5}    "
           "0.000") in result.stdout
   counts = _counts(scene.gt, split.train)
-  assert f"| 14 | Woods | {counts[14]:,} |" in result.stdout
+  sizes = _counts(scene.gt, np.argwhere(scene.gt > 0))
+  assert f"| 14 | Woods | {counts[14]:,} | {counts[14] / sizes[14]:.1%} |" in result.stdout
+  low = min(sizes, key=lambda c: counts[c] / sizes[c])
+  assert (f"disjoint, seed 42, leakage 0.000; smallest training share: {low} "
+          f"{scene.class_names[list(scene.class_ids).index(low)]}, {counts[low]:,} of "
+          f"{sizes[low]:,} pixels ({counts[low] / sizes[low]:.1%}):") in result.stdout
   assert "| 9 | Oats |" not in result.stdout
-  assert (f"| | total | {len(split.train):,} | {len(split.val):,} | {len(split.test):,} |"
-          in result.stdout)
+  assert (f"| | total | {len(split.train):,} | {len(split.train) / sum(sizes.values()):.1%} | "
+          f"{len(split.val):,} | {len(split.test):,} |") in result.stdout

@@ -1,5 +1,7 @@
 """Leakage audit: each split's sizes and share of test pixels whose patch overlaps training.
 
+With --per_class, each class's pixels per part and training share, the smallest one named.
+
   python -m claresnet_jax.data.audit [--scene=salinas_a --patch_size=11 --seeds=0,1,2]
   python -m claresnet_jax.data.audit --scene=salinas --gt=Salinas_gt.mat --per_class
 """
@@ -18,8 +20,9 @@ _PATCH_SIZE = flags.DEFINE_integer("patch_size", 11, "Patch size P.")
 _SEEDS = flags.DEFINE_list("seeds", ["42", "0", "1", "2"], "Split seeds.")
 _PROTOCOLS = flags.DEFINE_list("protocols", ["paper", "disjoint"],
                                "Protocols that need no options beyond their defaults.")
-_PER_CLASS = flags.DEFINE_bool("per_class", False,
-                               "Also print each split's pixels per class, as a Markdown table.")
+_PER_CLASS = flags.DEFINE_bool(
+    "per_class", False, "Also print each split's pixels and training share per class, as a "
+    "Markdown table, and the class with the smallest share.")
 
 
 def main(argv):
@@ -47,13 +50,22 @@ def main(argv):
 
 
 def _per_class_table(scene: data.Scene, split: data.Split, title: str) -> str:
+  """Pixels per class and part, and each class's training share (its pixels kept for training)."""
   parts = [np.bincount(data.labels_of(scene.gt, getattr(split, part), scene.class_ids),
                        minlength=scene.num_classes) for part in ("train", "val", "test")]
-  lines = [f"{title}:", "", "| class | name | train | val | test |",
-           "| --- | --- | --- | --- | --- |"]
+  sizes = np.bincount(data.labels_of(scene.gt, np.argwhere(scene.gt > 0), scene.class_ids),
+                      minlength=scene.num_classes)
+  shares = parts[0] / sizes
+  low = int(np.argmin(shares))
+  lines = [f"{title}; smallest training share: {scene.class_ids[low]} {scene.class_names[low]}, "
+           f"{parts[0][low]:,} of {sizes[low]:,} pixels ({shares[low]:.1%}):", "",
+           "| class | name | train | train share | val | test |",
+           "| --- | --- | --- | --- | --- | --- |"]
   for k, (value, name) in enumerate(zip(scene.class_ids.tolist(), scene.class_names)):
-    lines.append(f"| {value} | {name} | {parts[0][k]:,} | {parts[1][k]:,} | {parts[2][k]:,} |")
-  lines.append(f"| | total | {len(split.train):,} | {len(split.val):,} | {len(split.test):,} |")
+    lines.append(f"| {value} | {name} | {parts[0][k]:,} | {shares[k]:.1%} | {parts[1][k]:,} | "
+                 f"{parts[2][k]:,} |")
+  lines.append(f"| | total | {len(split.train):,} | {len(split.train) / sizes.sum():.1%} | "
+               f"{len(split.val):,} | {len(split.test):,} |")
   return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ Pixels are (N, 2) int arrays of (row, col) in the unpadded scene.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 
@@ -46,11 +47,15 @@ def make_split(gt: np.ndarray, protocol: str, *, seed: int, patch_size: int, **o
     per_class: per class, `train_per_class` (required) and `val_per_class` (0)
       pixels, the rest test.
     disjoint: spatially disjoint regions per class: each class is cut along
-      one direction into test (`test_size`, 0.2), validation (`val_size`, 0.1,
+      a direction into test (`test_size`, 0.2), validation (`val_size`, 0.1,
       of the rest) and training parts; training pixels within patch_size - 1
-      of a held-out pixel are dropped, so that no training patch overlaps a
-      validation or test patch (leakage 0). Of 8 directions (offset by the
-      seed), the one keeping the most training pixels with every class wins.
+      of a held-out pixel of any class are dropped, so that no training patch
+      overlaps a validation or test patch (leakage 0). Each class takes the
+      one of 8 directions (offset by the seed) that makes the smallest
+      per-class training share (training pixels / pixels of the class) the
+      largest, then the training pixels the most: the best common direction,
+      then each class in turn along its best given the others' held-out
+      pixels (one direction for all classes can leave a class a handful).
     masks: `train_mask`, `test_mask` and optional `val_mask`: (H, W) arrays or
       raster files, nonzero = selected; selected pixels must be labelled, and
       every class with test pixels needs training pixels.
@@ -173,48 +178,71 @@ def _per_class(gt, *, seed, patch_size, train_per_class, val_per_class=0) -> Spl
 
 def _disjoint(gt, *, seed, patch_size, test_size=0.2, val_size=0.1) -> Split:
   pixels, labels = _labelled(gt)
-  values, counts = np.unique(labels, return_counts=True)
+  values, index, sizes = np.unique(labels, return_inverse=True, return_counts=True)
   minimum = math.ceil(1 / min(test_size, (1 - test_size) * val_size or 1))
-  _require(dict(zip(values.tolist(), counts.tolist())), {v: minimum for v in values.tolist()},
+  _require(dict(zip(values.tolist(), sizes.tolist())), {v: minimum for v in values.tolist()},
            f"the 'disjoint' split (test_size={test_size}, val_size={val_size}) needs")
   offset = np.random.default_rng(seed).uniform(0, np.pi / 4)
-  candidates = [_cut(gt, pixels, labels, angle, patch_size, test_size, val_size)
-                for angle in offset + np.arange(8) * np.pi / 4]
-  # The direction that keeps training pixels of the most classes, then the most training pixels.
-  best = max(candidates, key=lambda c: (len(np.unique(labels[c[0]])), c[0].sum()))
-  train, part = best
-  lost = sorted(set(values.tolist()) - set(np.unique(labels[train]).tolist()))
+  # parts[k, d]: the part of each pixel of class k cut along direction d (0 elsewhere);
+  # near[k, d]: the pixels within the buffer of that cut's held-out pixels.
+  parts, near = zip(*(_cut(gt, pixels, index == k, angle, patch_size, test_size, val_size)
+                      for k in range(len(values)) for angle in offset + np.arange(8) * np.pi / 4))
+  parts = np.reshape(parts, (len(values), 8, len(pixels)))
+  near = np.reshape(near, (len(values), 8, len(pixels)))
+  classes = np.arange(len(values))
+
+  def train_of(directions):
+    return (parts[classes, directions].sum(axis=0) == 0) & ~near[classes, directions].any(axis=0)
+
+  def score(directions):
+    # Training pixels of the most classes, then the largest smallest per-class training
+    # share (so that no class starves), then the most training pixels.
+    kept = np.bincount(index[train_of(directions)], minlength=len(values))
+    return np.count_nonzero(kept), (kept / sizes).min(), kept.sum()
+
+  # The best common direction; then, class by class, any direction of one class that scores
+  # higher with the others' held-out pixels, until no single change scores higher.
+  directions = max((np.full(len(values), d) for d in range(8)), key=score)
+  best, improved = score(directions), True
+  while improved:
+    improved = False
+    for k, d in itertools.product(classes, range(8)):
+      trial = directions.copy()
+      trial[k] = d
+      if (trial_score := score(trial)) > best:
+        directions, best, improved = trial, trial_score, True
+  train = train_of(directions)
+  part = parts[classes, directions].sum(axis=0)
+  lost = values[np.bincount(index[train], minlength=len(values)) == 0].tolist()
   if lost:
     raise ValueError(
         f"Classes {lost} keep no training pixel in the 'disjoint' split (best of 8 "
-        f"directions): all their pixels lie within {patch_size - 1} pixels (the buffer for "
-        f"patch_size={patch_size}) of held-out pixels. Their fields are too small to split; leave "
-        "them out (config.exclude_classes, Scene.without_classes), or use a smaller "
+        f"directions per class): all their pixels lie within {patch_size - 1} pixels (the buffer "
+        f"for patch_size={patch_size}) of held-out pixels. Their fields are too small to split; "
+        "leave them out (config.exclude_classes, Scene.without_classes), or use a smaller "
         "patch_size or the 'per_class'/'paper' protocol")
   return Split(pixels[train], pixels[part == 1], pixels[part == 2])
 
 
-def _cut(gt, pixels, labels, angle, patch_size, test_size, val_size):
-  """Cuts each class along `angle`: its far end is test, then validation, then training.
+def _cut(gt, pixels, members, angle, patch_size, test_size, val_size):
+  """Cuts the `members` of one class along `angle`: the far end is test, then validation.
 
-  Returns the training mask of `pixels` after the buffer, and the part of each
-  pixel (0 training, 1 validation, 2 test).
+  Returns the part of each of `pixels` (0 training or another class, 1 validation,
+  2 test) and whether it lies within patch_size - 1 of a held-out pixel, where its
+  patch would overlap that pixel's patch.
   """
-  position = pixels @ np.array([np.cos(angle), np.sin(angle)])
-  part = np.zeros(len(pixels), np.int64)
-  for value in np.unique(labels):
-    ranked = np.flatnonzero(labels == value)
-    ranked = ranked[np.argsort(-position[ranked], kind="stable")]
-    num_test = max(1, round(test_size * len(ranked)))
-    num_val = max(1, round((1 - test_size) * val_size * len(ranked))) if val_size else 0
-    part[ranked[:num_test]] = 2
-    part[ranked[num_test:num_test + num_val]] = 1
-  # Drop training pixels whose patch would overlap a held-out pixel's patch.
+  ranked = np.flatnonzero(members)
+  position = pixels[ranked] @ np.array([np.cos(angle), np.sin(angle)])
+  ranked = ranked[np.argsort(-position, kind="stable")]
+  num_test = max(1, round(test_size * len(ranked)))
+  num_val = max(1, round((1 - test_size) * val_size * len(ranked))) if val_size else 0
+  part = np.zeros(len(pixels), np.int8)
+  part[ranked[:num_test]] = 2
+  part[ranked[num_test:num_test + num_val]] = 1
   held = np.zeros(gt.shape, bool)
   held[tuple(pixels[part > 0].T)] = True
-  near_held = scipy.ndimage.binary_dilation(
-      held, structure=np.ones((2 * patch_size - 1, 2 * patch_size - 1), bool))
-  return (part == 0) & ~near_held[pixels[:, 0], pixels[:, 1]], part
+  near_held = scipy.ndimage.maximum_filter(held, size=2 * patch_size - 1, mode="constant")
+  return part, near_held[pixels[:, 0], pixels[:, 1]]
 
 
 def _masks(gt, *, seed, patch_size, train_mask, test_mask, val_mask=None) -> Split:
