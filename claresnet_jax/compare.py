@@ -99,7 +99,7 @@ def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   train.train_and_evaluate(config, workdir)
   dataset = train.prepare_dataset(config, workdir)
   mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_best(config, workdir, dataset.scene.num_classes, mesh)
+  state, _ = train.restore_tested(config, workdir, dataset.scene.num_classes, mesh)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
                        dataset.cube, dataset.split.test, patch_size=config.patch_size,
                        batch_size=config.eval_batch_size)

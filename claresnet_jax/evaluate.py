@@ -34,7 +34,7 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   dataset = train.prepare_dataset(config, workdir)
   scene = dataset.scene
   mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, meta = train.restore_best(config, workdir, scene.num_classes, mesh)
+  state, meta = train.restore_tested(config, workdir, scene.num_classes, mesh)
 
   kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
   test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
@@ -47,8 +47,10 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
       "scene": scene.name,
       "model": config.model.name,
       "split": config.split.protocol,
+      "test_checkpoint": train.test_checkpoint(config),
       "checkpoint_epoch": meta["epoch"],
-      "best_val_accuracy": meta["best_val_accuracy"],
+      "best_val_accuracy": (meta["best_val_accuracy"]
+                            if train.test_checkpoint(config) == "best" else None),
       "num_test_pixels": int(len(labels)),
       "leakage": data.leakage(dataset.split, config.patch_size),
       **metrics.classification_metrics(labels, predictions, scene.num_classes),
@@ -67,9 +69,9 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
     _draw_figures(workdir / "figures", config.seed, scene, test, labels, prediction_map,
                   entropy_map, results)
     _write_report(workdir, results)
-  logging.info("%s test: OA %.4f, AA %.4f, kappa %.4f (best checkpoint: epoch %d)", workdir,
+  logging.info("%s test: OA %.4f, AA %.4f, kappa %.4f (%s checkpoint: epoch %d)", workdir,
                results["overall_accuracy"], results["balanced_accuracy"], results["kappa"],
-               meta["epoch"])
+               results["test_checkpoint"], meta["epoch"])
   return results
 
 
@@ -113,8 +115,7 @@ def _write_report(workdir: pathlib.Path, r: dict) -> None:
   pc = r["per_class"]
   lines = [
       f"# {r['model']} on {r['scene']} ({r['split']} split)", "",
-      f"Best checkpoint: epoch {r['checkpoint_epoch']} (validation accuracy "
-      f"{_percent(r['best_val_accuracy'])}%). Test pixels: {r['num_test_pixels']}; "
+      _tested_checkpoint(r) + f" Test pixels: {r['num_test_pixels']}; "
       f"{_percent(r['leakage'])}% of them have a patch overlapping a training pixel's patch "
       "(leakage).", "",
       "| OA | AA | Kappa | MCC | ARI | Centroid distance |",
@@ -138,6 +139,13 @@ def _write_report(workdir: pathlib.Path, r: dict) -> None:
   for name in FIGURES:
     lines += [f"## {titles[name]}", "", f"![{titles[name]}](figures/{name})", ""]
   (workdir / "report.md").write_text("\n".join(lines))
+
+
+def _tested_checkpoint(r: dict) -> str:
+  if r.get("test_checkpoint") == "last":
+    return f"Tested checkpoint: the last, epoch {r['checkpoint_epoch']}."
+  return (f"Best checkpoint: epoch {r['checkpoint_epoch']} (validation accuracy "
+          f"{_percent(r['best_val_accuracy'])}%).")
 
 
 def _percent(value: float | None) -> str:

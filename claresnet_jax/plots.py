@@ -163,19 +163,21 @@ def confusion_matrix(path: pathlib.Path, matrix: np.ndarray, class_names: Sequen
 
 
 def training_curves(path: pathlib.Path, history: Sequence[Mapping[str, float]]) -> None:
-  """Loss and accuracy per epoch, training and validation.
+  """Loss and accuracy per epoch: training, and validation or test where evaluated.
 
   Args:
     path: the PNG to write.
-    history: one dict per epoch with `epoch`, `train_loss`, `val_loss`,
-      `train_accuracy` and `val_accuracy` (the lines of metrics.jsonl).
+    history: one dict per epoch with `epoch`, `train_loss` and `train_accuracy`,
+      and `val_*` or `test_*` on the epochs evaluated (the lines of metrics.jsonl).
   """
-  epochs = [h["epoch"] for h in history]
   fig = Figure(figsize=(11, 4))
+  labels = {"train": "training", "val": "validation", "test": "test (not used to choose)"}
   for ax, quantity in zip(fig.subplots(1, 2), ("loss", "accuracy")):
-    for split in ("train", "val"):
-      ax.plot(epochs, [h[f"{split}_{quantity}"] for h in history], marker="o", markersize=3,
-              label={"train": "training", "val": "validation"}[split])
+    for part, label in labels.items():
+      points = [(h["epoch"], h[f"{part}_{quantity}"]) for h in history
+                if f"{part}_{quantity}" in h]
+      if points:
+        ax.plot(*zip(*points), marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(quantity)
     ax.grid(alpha=0.3)

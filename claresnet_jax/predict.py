@@ -131,7 +131,7 @@ class Predictor:
     self.config = train.load_config(self.workdir)
     self.class_ids, self.class_names = train.load_classes(self.config, self.workdir)
     self.mesh = train.make_mesh({"config.eval_batch_size": self.config.eval_batch_size})
-    self.state, meta = train.restore_best(self.config, self.workdir, len(self.class_ids),
+    self.state, meta = train.restore_tested(self.config, self.workdir, len(self.class_ids),
                                           self.mesh)
     self.epoch = meta["epoch"]
     self.pca = data.PCA.load(self.workdir / "pca.npz")

@@ -26,8 +26,10 @@ from sklearn.utils import class_weight
 import tqdm
 
 from claresnet_jax import data, models
+from claresnet_jax.data import fixed_splits
 
 _ITEMS = ("state", "meta")
+_PART_NAMES = {"val": "validation", "test": "test"}
 
 
 class TrainState(train_state.TrainState):
@@ -49,11 +51,47 @@ class Dataset:
 
 
 def load_scene(config: ml_collections.ConfigDict) -> data.Scene:
-  """The config's scene, with the classes of `config.exclude_classes` made unlabelled."""
+  """The config's scene, with the classes of `config.exclude_classes` made unlabelled.
+
+  On a fixed split whose `labels` are its own ("split", the default), the
+  ground truth is the split's maps: the labels its published results use.
+  """
   options = {k: v for k, v in config.scene_options.items() if v is not None}
   scene = data.load_scene(config.scene, **options)
+  if config.split.protocol == "fixed":
+    labels = config.split.options.get("labels") or "split"
+    if labels not in ("split", "scene"):
+      raise ValueError(f"config.split.options.labels={labels!r}; use 'split' (the maps' own "
+                       "labels, as published) or 'scene' (the scene's ground truth)")
+    if labels == "split":
+      options = split_options(config)
+      gt = fixed_splits.split_labels(options.pop("name", None), scene, **options)
+      scene = dataclasses.replace(scene, gt=gt)
   # Workdirs saved before the key existed have no exclude_classes.
   return scene.without_classes(config.get("exclude_classes") or ())
+
+
+def split_options(config: ml_collections.ConfigDict) -> dict:
+  """The options of `data.make_split` that the config sets (unset ones take its defaults).
+
+  A fixed split's maps are kept where the scene is (scene_options.data_dir).
+  """
+  options = {k: v for k, v in config.split.options.items() if v is not None}
+  if config.split.protocol == "fixed":
+    options.pop("labels", None)
+    if config.scene_options.get("data_dir"):
+      options.setdefault("data_dir", config.scene_options.data_dir)
+  return options
+
+
+def test_checkpoint(config: ml_collections.ConfigDict) -> str:
+  """'best' (the best validation accuracy) or 'last' (after config.num_epochs)."""
+  choice = config.get("test_checkpoint") or "best"  # workdirs saved before the key existed
+  if choice not in ("best", "last"):
+    raise ValueError(f"config.test_checkpoint={choice!r}; use 'best' (the epoch of the best "
+                     "validation accuracy) or 'last' (after config.num_epochs, as the fixed "
+                     "splits' published results are)")
+  return choice
 
 
 def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Dataset:
@@ -74,7 +112,10 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
       split = data.Split(z["train"], z["val"], z["test"])
   else:
     split = data.make_split(scene.gt, config.split.protocol, seed=config.seed,
-                            patch_size=config.patch_size, **config.split.options)
+                            patch_size=config.patch_size, **split_options(config))
+    holdout = config.split.get("holdout_fraction") or 0.0
+    if holdout:
+      split = data.hold_out_validation(split, scene.gt, holdout, config.seed)
     if jax.process_index() == 0:
       np.savez(split_path, train=split.train, val=split.val, test=split.test)
   if pca_path.exists():
@@ -281,28 +322,36 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: TrainState,
   return restored["state"], dict(restored["meta"])
 
 
-def restore_best(config: ml_collections.ConfigDict, workdir: pathlib.Path, num_classes: int,
-                 mesh: jax.sharding.Mesh) -> tuple[TrainState, dict]:
-  """The run's best-validation state, sharded for `mesh`, and its bookkeeping.
+def restore_tested(config: ml_collections.ConfigDict, workdir: pathlib.Path, num_classes: int,
+                   mesh: jax.sharding.Mesh) -> tuple[TrainState, dict]:
+  """The state the run's protocol tests (`test_checkpoint`), sharded for `mesh`, and its
+  bookkeeping.
 
   Shared by evaluation, comparison and prediction; only shapes come from the
   config, so the training scene is not needed.
   """
-  best_dir = workdir / "checkpoints" / "best"
-  if not best_dir.is_dir() or not any(p.name.isdigit() for p in best_dir.iterdir()):
+  last = test_checkpoint(config) == "last"
+  folder = workdir / "checkpoints" / ("latest" if last else "best")
+  if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
     raise FileNotFoundError(
-        f"No best checkpoint in {best_dir}: training in {workdir} has not finished an epoch. "
+        f"No checkpoint in {folder}: training in {workdir} has not finished an epoch. "
         f"Run python train.py --config <config> --workdir {workdir} first.")
   model = models.create_model(config.model.name, num_classes, **config.model.kwargs)
   tx, _ = make_optimizer(config, steps_per_epoch=1)  # the schedule shapes no array
   target = create_train_state(
       model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
       mesh, abstract=True)
-  manager = checkpoint_managers(workdir)["best"]
+  manager = checkpoint_managers(workdir)["latest" if last else "best"]
   try:
-    return restore_checkpoint(manager, target)
+    state, meta = restore_checkpoint(manager, target)
   finally:
     manager.close()
+  if last and meta["epoch"] < config.num_epochs:
+    raise ValueError(
+        f"{workdir} has trained {meta['epoch']} of its {config.num_epochs} epochs, and its "
+        "config tests the last epoch (config.test_checkpoint='last'): rerun the same train.py "
+        "command to finish training")
+  return state, meta
 
 
 # ----------------------------------------------------------------------------- logging
@@ -378,10 +427,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if steps_per_epoch == 0:
     raise ValueError(f"config.batch_size={config.batch_size} is larger than the {num_train} "
                      "training pixels; lower it")
-  if len(dataset.split.val) == 0:
-    raise ValueError(f"The {config.split.protocol!r} split of {config.scene} has no validation "
-                     "pixels, needed for model selection: set its validation option "
-                     "(val_size, val_fraction or val_per_class) in config.split.options")
+  selection = test_checkpoint(config)
+  if selection == "best" and len(dataset.split.val) == 0:
+    raise ValueError(
+        f"The {config.split.protocol!r} split of {config.scene} has no validation pixels, and "
+        "config.test_checkpoint='best' selects the checkpoint by validation accuracy. Hold out "
+        "a stratified share of the training pixels (config.split.holdout_fraction=0.1), test "
+        "the last epoch (config.test_checkpoint='last', as fixed splits are published), or set "
+        "the split's validation option (val_size, val_fraction or val_per_class)")
+  # The monitored part: validation pixels, or on a split without any, the test pixels (seen,
+  # never used to choose anything, when the last epoch is tested).
+  monitored = "val" if len(dataset.split.val) else "test"
   model = models.create_model(config.model.name, dataset.scene.num_classes, **config.model.kwargs)
   tx, schedule = make_optimizer(config, steps_per_epoch)
   state = create_train_state(model, tx, (config.patch_size, config.patch_size,
@@ -403,37 +459,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "balanced", classes=np.arange(dataset.scene.num_classes), y=dataset.labels["train"])
   weights = jax.device_put(jnp.asarray(weights, jnp.float32), NamedSharding(mesh, P()))
   step_fn, predict_fn = jit_train_step(mesh), jit_predict_step(mesh, with_features=False)
+  every = config.get("eval_every_epochs") or 1
 
-  while not _finished(config, meta):
+  while not _finished(config, meta, selection):
     epoch = meta["epoch"] + 1
     start = time.perf_counter()
     state, train_metrics = _train_epoch(config, dataset, mesh, step_fn, state, weights, epoch,
                                         managers["latest"])
-    probabilities = predict(state, predict_fn, mesh, dataset.cube, dataset.split.val,
-                            patch_size=config.patch_size, batch_size=config.eval_batch_size,
-                            desc="validation")["probabilities"]
-    val_labels = dataset.labels["val"]
-    record = {
-        "epoch": epoch,
-        "step": epoch * steps_per_epoch,
-        "learning_rate": float(schedule(epoch * steps_per_epoch - 1)),
-        **train_metrics,
-        "val_loss": float(-np.mean(np.log(np.maximum(
-            probabilities[np.arange(len(val_labels)), val_labels], 1e-30)))),
-        "val_accuracy": float(np.mean(probabilities.argmax(-1) == val_labels)),
-        "epoch_seconds": time.perf_counter() - start,
-    }
+    record = {"epoch": epoch, "step": epoch * steps_per_epoch,
+              "learning_rate": float(schedule(epoch * steps_per_epoch - 1)), **train_metrics}
+    if epoch % every == 0 or epoch == config.num_epochs:
+      probabilities = predict(state, predict_fn, mesh, dataset.cube,
+                              getattr(dataset.split, monitored), patch_size=config.patch_size,
+                              batch_size=config.eval_batch_size,
+                              desc=_PART_NAMES[monitored])["probabilities"]
+      labels = dataset.labels[monitored]
+      record[f"{monitored}_loss"] = float(-np.mean(np.log(np.maximum(
+          probabilities[np.arange(len(labels)), labels], 1e-30))))
+      record[f"{monitored}_accuracy"] = float(np.mean(probabilities.argmax(-1) == labels))
+    record["epoch_seconds"] = time.perf_counter() - start
     writer.write(record)
     meta = dict(meta, epoch=epoch)
-    if record["val_accuracy"] > meta["best_val_accuracy"]:
+    if selection == "best" and record.get("val_accuracy", -1.0) > meta["best_val_accuracy"]:
       meta.update(best_epoch=epoch, best_val_accuracy=record["val_accuracy"])
       save_checkpoint(managers["best"], state, meta)
     save_checkpoint(managers["latest"], state, meta)
-    logging.info("epoch %d/%d: train loss %.4f accuracy %.4f, validation loss %.4f accuracy "
-                 "%.4f (best %.4f at epoch %d), %.1f s", epoch, config.num_epochs,
-                 record["train_loss"], record["train_accuracy"], record["val_loss"],
-                 record["val_accuracy"], meta["best_val_accuracy"], meta["best_epoch"],
-                 record["epoch_seconds"])
+    logging.info("epoch %d/%d: train loss %.4f accuracy %.4f%s, %.1f s", epoch,
+                 config.num_epochs, record["train_loss"], record["train_accuracy"],
+                 _monitored_summary(record, monitored, meta, selection), record["epoch_seconds"])
   if meta["epoch"] < config.num_epochs:
     logging.info("Stopped early after epoch %d: no better validation accuracy for %d epochs",
                  meta["epoch"], config.patience)
@@ -509,9 +562,21 @@ def _barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def _finished(config: ml_collections.ConfigDict, meta: Mapping) -> bool:
+def _finished(config: ml_collections.ConfigDict, meta: Mapping, selection: str) -> bool:
+  """After num_epochs, or (selecting the best) patience epochs without a better validation."""
   return (meta["epoch"] >= config.num_epochs
-          or meta["epoch"] - meta["best_epoch"] >= config.patience)
+          or selection == "best" and meta["epoch"] - meta["best_epoch"] >= config.patience)
+
+
+def _monitored_summary(record: Mapping, monitored: str, meta: Mapping, selection: str) -> str:
+  """The epoch's log line after the training figures: what the monitored part gave."""
+  if f"{monitored}_accuracy" not in record:
+    return ""
+  line = (f", {_PART_NAMES[monitored]} loss {record[f'{monitored}_loss']:.4f} accuracy "
+          f"{record[f'{monitored}_accuracy']:.4f}")
+  if selection == "best":
+    line += f" (best {meta['best_val_accuracy']:.4f} at epoch {meta['best_epoch']})"
+  return line
 
 
 def _train_epoch(config, dataset, mesh, step_fn, state, weights, epoch, latest_manager):

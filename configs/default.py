@@ -32,7 +32,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.patch_size = 11
   config.split = ml_collections.ConfigDict()
   config.split.protocol = "paper"  # see claresnet_jax.data.make_split
-  config.split.options = ml_collections.ConfigDict()  # protocol-specific make_split arguments
+  # The protocol's make_split arguments; unset ones take its defaults. Typed placeholders, so
+  # that each can be given on the command line (--config.split.options.train_mask=train.tif).
+  # `labels` (fixed splits only): "split", the maps' own labels as published, or "scene".
+  config.split.options = ml_collections.ConfigDict(dict(
+      test_size=placeholder(float), val_size=placeholder(float),
+      train_fraction=placeholder(float), val_fraction=placeholder(float),
+      train_per_class=placeholder(int), val_per_class=placeholder(int),
+      train_mask=placeholder(str), val_mask=placeholder(str), test_mask=placeholder(str),
+      name=placeholder(str), labels=placeholder(str), manual_dir=placeholder(str)))
+  # >0: that share of each class's training pixels becomes the validation part, for splits
+  # that have none (fixed maps, a user's masks) and a checkpoint chosen by validation.
+  config.split.holdout_fraction = 0.0
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "claresnet"  # a key of claresnet_jax.models.MODELS
@@ -49,7 +60,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 16  # global, over all devices and hosts
   config.eval_batch_size = 32
   config.num_epochs = 40
-  config.patience = 40  # epochs without a better validation accuracy before stopping
+  # The checkpoint eval.py tests: "best" validation accuracy (the paper), or "last" (after
+  # num_epochs, as the fixed splits' published results are; no validation part needed).
+  config.test_checkpoint = "best"
+  config.patience = 40  # epochs without a better validation accuracy before stopping ("best")
+  # Validation (or, on a split without one, the test pixels, never used to choose) every this
+  # many epochs and after the last.
+  config.eval_every_epochs = 1
   config.class_weights = False  # weight the loss by inverse training-class frequency
   config.augment = True  # random flips, rotations and noise, as the authors' code
 

@@ -211,19 +211,63 @@ def test_masks_from_arrays_and_files(tmp_path):
   assert len(split.val) == 0
 
 
-def test_mask_errors():
+def test_mask_errors_name_the_file_and_the_problem(tmp_path):
   raster = np.ones((6, 6), int)
-  raster[0, 0] = 0
-  mask = np.zeros((6, 6), bool)
-  mask[2, 3] = True
-  with pytest.raises(ValueError, match=r"train_mask and test_mask both select 1 pixels .*\(2, 3\)"):
-    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask, test_mask=mask)
+  raster[0, 0], raster[:, 4:] = 0, 2
+  mask = np.zeros((6, 6), np.uint8)
+  mask[2, 3] = mask[2, 4] = 1
+  np.save(tmp_path / "train.npy", mask)
+  np.save(tmp_path / "test.npy", mask)
+  with pytest.raises(ValueError, match=r"train_mask .*train\.npy and test_mask .*test\.npy both "
+                                       r"select 2 pixels .*\(2, 3\)"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=tmp_path / "train.npy",
+                    test_mask=tmp_path / "test.npy")
   unlabelled = np.zeros((6, 6), bool)
   unlabelled[0, 0] = True
-  with pytest.raises(ValueError, match=r"test_mask selects 1 unlabelled pixels"):
-    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask, test_mask=unlabelled)
-  with pytest.raises(ValueError, match=r"train_mask has shape \(5, 6\), expected \(6, 6\)"):
-    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask[:5], test_mask=mask)
+  np.save(tmp_path / "unlabelled.npy", unlabelled)
+  with pytest.raises(ValueError, match=r"test_mask .*unlabelled\.npy selects 1 unlabelled pixels"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask,
+                    test_mask=tmp_path / "unlabelled.npy")
+  np.save(tmp_path / "short.npy", mask[:5])
+  with pytest.raises(ValueError, match=r"train_mask .*short\.npy has shape \(5, 6\), expected "
+                                       r"\(6, 6\)"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=tmp_path / "short.npy",
+                    test_mask=mask)
+  only_one = np.zeros((6, 6), bool)
+  only_one[1, 1] = True  # class 1 only
+  tested = np.zeros((6, 6), bool)
+  tested[5, 1] = tested[5, 5] = True  # classes 1 and 2
+  np.save(tmp_path / "only_one.npy", only_one)
+  with pytest.raises(ValueError, match=r"test_mask selects pixels of classes \[2\], of which "
+                                       r"train_mask .*only_one\.npy selects no pixel"):
+    data.make_split(raster, "masks", seed=0, patch_size=3,
+                    train_mask=tmp_path / "only_one.npy", test_mask=tested)
+  with pytest.raises(FileNotFoundError, match=r"missing\.npy does not exist"):
+    data.make_split(raster, "masks", seed=0, patch_size=3, train_mask=mask,
+                    test_mask=tmp_path / "missing.npy")
+
+
+def test_hold_out_validation_is_a_stratified_share_of_training():
+  gt = np.zeros((20, 20), int)
+  gt[:10], gt[10:19], gt[19, :3] = 1, 2, 3  # 200, 180 and 3 pixels
+  split = data.Split(np.argwhere(gt > 0), np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64))
+  held = data.hold_out_validation(split, gt, 0.1, seed=4)
+  assert _as_set(held.train) | _as_set(held.val) == _as_set(split.train)
+  assert not _as_set(held.train) & _as_set(held.val)
+  val_labels = gt[tuple(held.val.T)]
+  assert [int((val_labels == c).sum()) for c in (1, 2, 3)] == [20, 18, 0]  # 3 * 0.1 rounds to 0
+  again = data.hold_out_validation(split, gt, 0.1, seed=4)
+  np.testing.assert_array_equal(again.val, held.val)
+  assert _as_set(data.hold_out_validation(split, gt, 0.1, seed=5).val) != _as_set(held.val)
+  # A class of two pixels keeps one for training.
+  tiny = np.zeros((2, 2), int)
+  tiny[0] = 1
+  two = data.Split(np.argwhere(tiny > 0), np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64))
+  assert len(data.hold_out_validation(two, tiny, 0.9, seed=0).train) == 1
+  with pytest.raises(ValueError, match="holdout_fraction=1.5 must be between 0 and 1"):
+    data.hold_out_validation(split, gt, 1.5, seed=0)
+  with pytest.raises(ValueError, match="already has 38 validation pixels"):
+    data.hold_out_validation(held, gt, 0.1, seed=0)
 
 
 def test_patch_size_and_protocol_errors(gt):

@@ -52,7 +52,7 @@ def run(tmp_path_factory, compile_cache, config_file):
   # eval.py's map: evaluate.evaluate's "every pixel" prediction of the projected scene.
   dataset = train.prepare_dataset(config, workdir)
   mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_best(config, workdir, dataset.scene.num_classes, mesh)
+  state, _ = train.restore_tested(config, workdir, dataset.scene.num_classes, mesh)
   everywhere = train.predict(state, train.jit_predict_step(mesh, with_features=False), mesh,
                              dataset.cube, None, patch_size=config.patch_size,
                              batch_size=config.eval_batch_size)["probabilities"]

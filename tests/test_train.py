@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 from orbax.checkpoint._src.checkpointers import checkpointer
 import pytest
+import rasterio
 import tensorflow as tf
 
 from claresnet_jax import data, evaluate, models, train
@@ -312,8 +313,89 @@ def test_eval_without_checkpoint_says_what_to_do(tmp_path, config_file):
   with pytest.raises(FileNotFoundError, match="is not a training workdir"):
     evaluate.evaluate(tmp_path)
   train.claim_workdir(tiny_config(config_file), tmp_path)
-  with pytest.raises(FileNotFoundError, match=r"No best checkpoint.*Run python train.py"):
+  with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*best: .*Run python train.py"):
     evaluate.evaluate(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mask_files(tmp_path_factory):
+  """Salinas-A training and test masks as a user's rasters: 30 and 60 pixels a class."""
+  folder = tmp_path_factory.mktemp("masks")
+  gt = data.load_scene("salinas_a").gt
+  rng = np.random.default_rng(0)
+  train_mask, test_mask = np.zeros(gt.shape, np.uint8), np.zeros(gt.shape, np.uint8)
+  for value in np.unique(gt[gt > 0]):
+    pixels = rng.permutation(np.argwhere(gt == value))
+    train_mask[tuple(pixels[:30].T)] = 1
+    test_mask[tuple(pixels[30:90].T)] = 1
+  with rasterio.open(folder / "train.tif", "w", driver="GTiff", height=gt.shape[0],
+                     width=gt.shape[1], count=1, dtype="uint8") as f:
+    f.write(train_mask, 1)
+  np.save(folder / "test.npy", test_mask)
+  return folder / "train.tif", folder / "test.npy", train_mask, test_mask
+
+
+def test_masks_without_validation_train_and_test_both_ways_from_the_command_line(
+    tmp_path, config_file, compile_cache, mask_files):
+  train_path, test_path, train_mask, test_mask = mask_files
+  masks = [f"--config={config_file}", "--config.split.protocol=masks",
+           f"--config.split.options.train_mask={train_path}",
+           f"--config.split.options.test_mask={test_path}"]
+  ways = {"last": ["--config.test_checkpoint=last"],
+          "held_out": ["--config.split.holdout_fraction=0.2"]}
+  for way, settings in ways.items():
+    for args in (["train.py", *masks, *settings, f"--workdir={tmp_path / way}"],
+                 ["eval.py", f"--workdir={tmp_path / way}"]):
+      result = run_script(args, compile_cache)
+      assert result.returncode == 0, (way, result.stderr[-5000:])
+
+  # The last epoch tested, on the test mask's pixels; the test pixels monitored every epoch.
+  last = json.loads((tmp_path / "last/metrics.json").read_text())
+  assert (last["test_checkpoint"], last["checkpoint_epoch"]) == ("last", 2)
+  assert last["num_test_pixels"] == test_mask.sum() == 360
+  with np.load(tmp_path / "last/split.npz") as split:
+    np.testing.assert_array_equal(split["train"], np.argwhere(train_mask))
+    np.testing.assert_array_equal(split["test"], np.argwhere(test_mask))
+    assert len(split["val"]) == 0
+  history = train.read_history(tmp_path / "last")
+  assert [("test_accuracy" in h, "val_accuracy" in h) for h in history] == [(True, False)] * 2
+  assert history[-1]["test_accuracy"] == pytest.approx(last["overall_accuracy"])
+  assert "Tested checkpoint: the last, epoch 2" in (tmp_path / "last/report.md").read_text()
+
+  # A stratified fifth of the training mask held out, the checkpoint chosen on it.
+  held = json.loads((tmp_path / "held_out/metrics.json").read_text())
+  history = train.read_history(tmp_path / "held_out")
+  assert held["test_checkpoint"] == "best"
+  assert held["best_val_accuracy"] == max(h["val_accuracy"] for h in history)
+  assert held["num_test_pixels"] == 360
+  gt = data.load_scene("salinas_a").gt
+  with np.load(tmp_path / "held_out/split.npz") as split:
+    assert {tuple(p) for p in split["train"]} | {tuple(p) for p in split["val"]} == {
+        tuple(p) for p in np.argwhere(train_mask)}
+    assert np.bincount(gt[tuple(split["val"].T)])[np.unique(gt[gt > 0])].tolist() == [6] * 6
+
+
+def test_a_split_without_validation_needs_one_of_the_two_ways(tmp_path, config_file,
+                                                               mask_files):
+  config = tiny_config(config_file)
+  config.split.protocol = "masks"
+  config.split.options = ml_collections.ConfigDict(
+      dict(train_mask=str(mask_files[0]), test_mask=str(mask_files[1])))
+  with pytest.raises(ValueError, match=r"no validation pixels.*holdout_fraction=0\.1.*"
+                                       r"test_checkpoint='last'"):
+    train.train_and_evaluate(config, tmp_path)
+  config.test_checkpoint = "final"
+  with pytest.raises(ValueError, match=r"test_checkpoint='final'; use 'best' .* or 'last'"):
+    train.train_and_evaluate(config, tmp_path)
+
+
+def test_an_unfinished_run_is_not_tested_as_its_last_epoch(tmp_path, config_file, compile_cache):
+  config = tiny_config(config_file)
+  config.update(test_checkpoint="last", num_epochs=1)
+  train.train_and_evaluate(config, tmp_path)
+  config.num_epochs = 2  # as if stopped after epoch 1 of 2
+  with pytest.raises(ValueError, match=r"trained 1 of its 2 epochs.*rerun the same train\.py"):
+    train.restore_tested(config, tmp_path, 6, train.make_mesh({}))
 
 
 def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):

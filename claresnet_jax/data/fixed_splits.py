@@ -1,4 +1,4 @@
-"""The field's fixed training/test maps, registered like the scenes: downloaded, checked, relabelled.
+"""The field's fixed training/test maps, registered like scenes: downloaded, checked, relabelled.
 
 A fixed split is two label maps (training, test) in its authors' class order. Papers
 report on exactly these pixels, so a result on them sits beside the published tables.
@@ -149,7 +149,8 @@ def _download(file: MapFile, data_dir, manual_dir, download: bool) -> pathlib.Pa
                             "pass manual_dir=, or allow the download")
   from claresnet_jax.data import tfds_builders  # pylint: disable=g-import-not-at-top
 
-  download_dir = pathlib.Path(data_dir or tfds.core.constants.get_default_data_dir()) / "downloads"
+  root = data_dir or tfds.core.constants.get_default_data_dir()
+  download_dir = pathlib.Path(root) / "downloads"
   before = set(download_dir.rglob("*.tmp.*"))
   manager = tfds.download.DownloadManager(
       download_dir=download_dir,
