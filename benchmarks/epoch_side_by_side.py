@@ -10,9 +10,8 @@ their shuffled DataLoader, stopped after `--steps` batches), after one untimed
 step, then its validation pass over the whole validation split; ours also times the
 two checkpoint saves an improving epoch makes. The epoch estimate is
 461 x step + validation (+ checkpoints): Indian Pines' paper split has 7,379
-training pixels, 461 batches of 16. The authors' file is run as published except
-the missing `combined = cat([avg, max])` line of its SE block (docs/model.md);
-their CSV loader is replaced by the same Indian Pines arrays (`--manual_dir`).
+training pixels, 461 batches of 16. The authors' file runs as authors_code.py
+loads it, on the same Indian Pines arrays (`--manual_dir`).
 Prints one JSON line. benchmarks/epoch_side_by_side.sh alternates the two.
 """
 import argparse
@@ -25,36 +24,15 @@ import time
 STEPS_PER_EPOCH = 461  # 7,379 training pixels of the paper split // batch 16
 
 
-def _arrays(manual_dir: pathlib.Path):
-  """The Indian Pines cube (145, 145, 200) and ground truth, as the shared folder holds them."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import scipy.io  # pylint: disable=g-import-not-at-top
-  cube = np.load(manual_dir / "Indian_pines_corrected.npy").astype(np.float32)
-  gt = scipy.io.loadmat(manual_dir / "Indian_pines_gt.mat")["indian_pines_gt"].astype(np.int32)
-  return cube, gt
-
-
 def authors(args) -> dict:
   """Their train_one_epoch and evaluate, on their data pipeline, model and optimizer."""
-  import types  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
-  from sklearn.decomposition import PCA  # pylint: disable=g-import-not-at-top
   from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
+  import authors_code  # pylint: disable=g-import-not-at-top
 
-  source = pathlib.Path(args.authors_script).read_text()
-  broken = "        weights = self.fc(combined).view(b, c, 1, 1)"
-  if source.count(broken) != 1:
-    raise SystemExit(f"{args.authors_script}: the SE block's line {broken.strip()!r} is not "
-                     "there once; is this the published Indian_Pines_CLAReSNet.py?")
-  source = source.replace(broken, "        combined = torch.cat([avg_out, max_out], dim=1)\n"
-                          + broken)
-  module = types.ModuleType("authors")
-  exec(compile(source, args.authors_script, "exec"), module.__dict__)  # pylint: disable=exec-used
-
+  module = authors_code.load_module(args.authors_script)
   torch.manual_seed(0)
-  cube, gt = _arrays(pathlib.Path(args.manual_dir))
-  reduced = PCA(n_components=30).fit_transform(cube.reshape(-1, cube.shape[-1]))
-  reduced = reduced.reshape(*cube.shape[:2], 30)
+  _, gt, reduced = authors_code.indian_pines(args.manual_dir)
   samples = module.get_labeled_samples(gt)
   train_val, _ = train_test_split(samples, test_size=0.2, stratify=samples["label"],
                                   random_state=42)

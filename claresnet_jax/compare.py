@@ -136,7 +136,9 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
     if name in models.MODELS:
       run = run_config(config, name, seeds[0])
       epochs = f"{run.num_epochs} epoch{'s' * (run.num_epochs != 1)}"
-      if run.patience < run.num_epochs:
+      if train.test_checkpoint(run) == "last":
+        epochs += ", the last tested"
+      elif run.patience < run.num_epochs:
         epochs = (f"at most {epochs} (stopping after {run.patience} without a better "
                   "validation accuracy)")
       training.append(f"{name} {epochs} of batch {run.batch_size}")

@@ -116,3 +116,7 @@ def test_caption_states_each_deep_models_training(config, scene_file):
   assert (f"claresnet at most {claresnet.num_epochs} epochs (stopping after "
           f"{claresnet.patience} without a better validation accuracy) of batch 32") in text
   assert "rf" not in text.split("Training:")[1] and "3 seeds (42, 43, 44)" in text
+  last = config.copy_and_resolve_references()
+  last.test_checkpoint = "last"
+  text = compare.caption(last, ["claresnet"], [42], scene)
+  assert f"claresnet {claresnet.num_epochs} epochs, the last tested, of batch 32" in text

@@ -1,8 +1,10 @@
 """The registered fixed split of Indian Pines and the file checksums of the EHU downloads."""
 import dataclasses
 import hashlib
+import pathlib
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ import scipy.io
 
 from claresnet_jax import data
 from claresnet_jax.data import fixed_splits, scenes
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # SOURCE.txt of the shared folder: the maps' class order -> the EHU ground truth's label.
 HONG_TO_EHU = {1: 2, 2: 3, 3: 4, 4: 5, 5: 6, 6: 8, 7: 10, 8: 11, 9: 12, 10: 13, 11: 14, 12: 15,
@@ -168,3 +172,29 @@ def test_ehu_downloads_are_registered_with_the_file_checksums_of_shared_source(s
     info = scenes.SCENES[name]
     assert builder.url_infos[info.cube.url].checksum == info.cube.sha256
     assert builder.url_infos[info.gt.url].checksum == info.gt.sha256
+
+
+def test_the_authors_loop_trains_and_tests_on_the_same_pixels_and_labels(maps_dir, ehu_gt):
+  """benchmarks/authors_fixed_split.py reads the maps without this package: the same split."""
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  try:
+    import authors_fixed_split  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.remove(str(REPO / "benchmarks"))
+  info = fixed_splits.FIXED_SPLITS["indian_pines_hong"]
+  assert authors_fixed_split.MAP_TO_EHU == dict(info.scene_labels)
+  theirs = authors_fixed_split.fixed_split_samples(maps_dir)
+  scene = scenes.Scene("indian_pines", np.zeros((145, 145, 0), np.float32), ehu_gt,
+                       np.arange(1, 17, dtype=np.int32), [str(i) for i in range(1, 17)])
+  labels = fixed_splits.split_labels(info, scene, manual_dir=maps_dir)
+  ours = data.make_split(labels, "fixed", seed=0, patch_size=11, name=info.name,
+                         manual_dir=str(maps_dir))
+  for part in ("train", "test"):
+    pixels = getattr(ours, part)
+    np.testing.assert_array_equal(theirs[part][:, :2], pixels)
+    np.testing.assert_array_equal(theirs[part][:, 2], labels[tuple(pixels.T)])
+  # Their per-class metrics, against hand-counted ones.
+  m = authors_fixed_split.metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), num_classes=2)
+  assert (m["overall_accuracy"], m["balanced_accuracy"], m["per_class_accuracy"]) == (
+      0.75, 0.75, [0.5, 1.0])
+  assert m["kappa"] == pytest.approx(0.5)  # p_o 0.75, p_e (1*2 + 3*2) / 16 = 0.5
