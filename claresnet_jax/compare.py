@@ -136,12 +136,12 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
     if name in models.MODELS:
       run = run_config(config, name, seeds[0])
       epochs = f"{run.num_epochs} epoch{'s' * (run.num_epochs != 1)}"
-      if train.test_checkpoint(run) == "last":
-        epochs += ", the last tested"
-      elif run.patience < run.num_epochs:
+      last = train.test_checkpoint(run) == "last"
+      if not last and run.patience < run.num_epochs:
         epochs = (f"at most {epochs} (stopping after {run.patience} without a better "
                   "validation accuracy)")
-      training.append(f"{name} {epochs} of batch {run.batch_size}")
+      training.append(f"{name} {epochs} of batch {run.batch_size}"
+                      + (", the last tested" if last else ""))
   return (f"{scene.name}, {config.split.protocol} split, {config.patch_size}x"
           f"{config.patch_size} patches of {config.pca.components} PCA components (fitted on "
           f"{config.pca.fit_on} pixels); mean ± std over {len(seeds)} seeds "

@@ -119,4 +119,4 @@ def test_caption_states_each_deep_models_training(config, scene_file):
   last = config.copy_and_resolve_references()
   last.test_checkpoint = "last"
   text = compare.caption(last, ["claresnet"], [42], scene)
-  assert f"claresnet {claresnet.num_epochs} epochs, the last tested, of batch 32" in text
+  assert f"claresnet {claresnet.num_epochs} epochs of batch 32, the last tested." in text
