@@ -3,12 +3,15 @@
   python -m claresnet_jax.bench --config configs/ip.py --batch_size 16 [--json]
   python -m claresnet_jax.bench --mode scaling [--json]
   python -m claresnet_jax.bench --config configs/ip.py --mode scene --scene 1000x1000
+  python -m claresnet_jax.bench --config configs/ip.py --mode export [--export_dir DIR]
 
 Every figure is the median of --repeats timed runs after --warmup runs, each
 ended by block_until_ready, and is printed with the device and JAX version.
-Compile times are cold: the persistent compilation cache is off here.
+Compile times are cold: the persistent compilation cache is off here. --mode export
+compiles and runs nothing: it lowers the steps for each platform (claresnet_jax.export).
 """
 import json
+import pathlib
 import resource
 import statistics
 import time
@@ -22,13 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, models, train
+from claresnet_jax import cli, data, export, models, train
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
-_MODE = flags.DEFINE_enum("mode", "model", ["model", "scaling", "scene"],
+_MODE = flags.DEFINE_enum("mode", "model", ["model", "scaling", "scene", "export"],
                           "model: train step and inference; scaling: latent vs full attention "
-                          "over band counts; scene: classify every pixel of a scene.")
+                          "over band counts; scene: classify every pixel of a scene; export: "
+                          "the train and predict steps lowered for cpu, cuda and tpu, in "
+                          "float32 and bfloat16 (or --dtype), with no accelerator needed.")
 _BATCH = flags.DEFINE_list("batch_size", None, "Training batch sizes (default: the config's).")
 _EVAL_BATCH = flags.DEFINE_list("eval_batch_size", None,
                                 "Inference batch sizes, one per training batch size "
@@ -37,7 +42,8 @@ _BANDS = flags.DEFINE_integer("bands", None, "Bands T (default: the config's PCA
 _PATCH = flags.DEFINE_integer("patch_size", None, "Patch size (default: the config's).")
 _CLASSES = flags.DEFINE_integer("num_classes", 16, "Classes of the model's head.")
 _DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
-                           "Computation dtype of the model (default: the config's).")
+                           "Computation dtype of the model (default: the config's; "
+                           "--mode export: both).")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed runs per figure.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
 _LENGTHS = flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256", "512", "1024", "2048",
@@ -52,6 +58,10 @@ _PROFILE_DIR = flags.DEFINE_string(
     "profile_dir", None, "--mode model: after timing, trace 3 more training steps and 3 more "
     "inference batches into this directory (jax.profiler; open perfetto_trace.json.gz "
     "in Perfetto, or the directory in TensorBoard) to see where the time goes, op by op.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "--mode export: also write each step's jax.export artifact (its "
+    "serialized bytes) here, as <step>_<platform>_<dtype>.jax_exported, to load with "
+    "jax.export.deserialize and run on that platform (docs/throughput.md).")
 
 
 def device_description(devices=None) -> str:
@@ -102,30 +112,38 @@ def _flops(compiled) -> float:
   return float(analysis["flops"])
 
 
-def _model_and_state(config, mesh, bands: int, patch: int):
+def _model_and_state(config, mesh, bands: int, patch: int, dtype: str | None,
+                     abstract: bool = False):
   kwargs = dict(config.model.kwargs)
-  if _DTYPE.value:
-    kwargs["dtype"] = _DTYPE.value
+  if dtype:
+    kwargs["dtype"] = dtype
   model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
   tx, _ = train.make_optimizer(config, steps_per_epoch=100)
-  state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh)
+  state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh,
+                                   abstract=abstract)
   return model, state
+
+
+def _batch_sizes(config) -> tuple[list[int], list[int]]:
+  """The training batch sizes and, one for each, the inference batch sizes."""
+  batch_sizes = [int(b) for b in (_BATCH.value or [config.batch_size])]
+  eval_sizes = [int(b) for b in (_EVAL_BATCH.value or [config.eval_batch_size] * len(batch_sizes))]
+  if len(eval_sizes) != len(batch_sizes):
+    raise app.UsageError("--eval_batch_size needs one value per --batch_size")
+  return batch_sizes, eval_sizes
 
 
 def bench_model(config) -> Iterator[dict]:
   """Train-step and inference throughput, compile time, FLOPs and memory per batch size."""
   bands = _BANDS.value or config.pca.components
   patch = _PATCH.value or config.patch_size
-  batch_sizes = [int(b) for b in (_BATCH.value or [config.batch_size])]
-  eval_sizes = [int(b) for b in (_EVAL_BATCH.value or [config.eval_batch_size] * len(batch_sizes))]
-  if len(eval_sizes) != len(batch_sizes):
-    raise app.UsageError("--eval_batch_size needs one value per --batch_size")
+  batch_sizes, eval_sizes = _batch_sizes(config)
   peak = _PEAK.value or matmul_gflops()
   rng = np.random.default_rng(0)
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
     mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    _, state = _model_and_state(config, mesh, bands, patch)
+    _, state = _model_and_state(config, mesh, bands, patch, _DTYPE.value)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
              "labels": rng.integers(0, _CLASSES.value, batch_size).astype(np.int32)}
     batch = jax.device_put(batch, sharded)
@@ -211,7 +229,7 @@ def bench_scene(config) -> Iterator[dict]:
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
   batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
   mesh = train.make_mesh({"--eval_batch_size": batch_size})
-  _, state = _model_and_state(config, mesh, bands, config.patch_size)
+  _, state = _model_and_state(config, mesh, bands, config.patch_size, _DTYPE.value)
   predict = train.jit_predict_step(mesh, with_features=False)
   start = time.perf_counter()
   out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
@@ -226,6 +244,54 @@ def bench_scene(config) -> Iterator[dict]:
            "memory_kind": memory_kind, "device": device_description(mesh.devices.flat)}
 
 
+def bench_export(config) -> Iterator[dict]:
+  """Each platform's train and predict steps, lowered here: FLOPs, size, the CPU-only path.
+
+  The steps are jit_train_step's and jit_predict_step's for one device (a module for one
+  GPU or TPU chip), on an abstract state: no parameter is initialised, nothing compiled.
+  """
+  bands = _BANDS.value or config.pca.components
+  patch = _PATCH.value or config.patch_size
+  batch_sizes, eval_sizes = _batch_sizes(config)
+  if len(batch_sizes) > 1:
+    raise app.UsageError(f"--mode export takes one --batch_size and one --eval_batch_size (the "
+                         f"artifacts' shapes), got {batch_sizes} and {eval_sizes}")
+  (batch_size,), (eval_size,) = batch_sizes, eval_sizes
+  mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size},
+                         devices=jax.devices("cpu")[:1])
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  batch = {"patches": jax.ShapeDtypeStruct((batch_size, patch, patch, bands), jnp.float32,
+                                           sharding=sharded),
+           "labels": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)}
+  weights = jax.ShapeDtypeStruct((_CLASSES.value,), jnp.float32, sharding=replicated)
+  patches = jax.ShapeDtypeStruct((eval_size, patch, patch, bands), jnp.float32,
+                                 sharding=sharded)
+  for dtype in [_DTYPE.value] if _DTYPE.value else ["float32", "bfloat16"]:
+    _, state = _model_and_state(config, mesh, bands, patch, dtype, abstract=True)
+    steps = {"train": (train.jit_train_step(mesh), (state, batch, weights), batch_size),
+             "predict": (train.jit_predict_step(mesh, with_features=False), (state, patches),
+                         eval_size)}
+    for platform in export.PLATFORMS:
+      for name, (step, args, size) in steps.items():
+        start = time.perf_counter()
+        exported = export.export_step(step, platform, *args)
+        export_s = time.perf_counter() - start
+        serialized = exported.serialize()
+        row = {"measurement": "export", "model": config.model.name, "platform": platform,
+               "dtype": dtype, "step": name, "batch_size": size,
+               "flops_per_sample": export.flops(exported) / size,
+               "serialized_bytes": len(serialized),
+               "cpu_kernel_grad_path": export.has_cpu_kernel_grad_path(exported),
+               "export_s": export_s, "jax": jax.__version__}
+        if _EXPORT_DIR.value:
+          path = pathlib.Path(_EXPORT_DIR.value) / f"{name}_{platform}_{dtype}.jax_exported"
+          path.parent.mkdir(parents=True, exist_ok=True)
+          path.write_bytes(serialized)
+          row["file"] = str(path)
+        yield row
+
+
 def _format(row: dict) -> str:
   return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in row.items() if k != "measurement")
@@ -234,7 +300,8 @@ def _format(row: dict) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene}[_MODE.value]
+  run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene,
+         "export": bench_export}[_MODE.value]
   jax.config.update("jax_enable_compilation_cache", False)  # compile_s: what a cold start pays
   for row in run(_CONFIG.value):  # each figure as soon as it is measured
     print(json.dumps(row) if _JSON.value else _format(row), flush=True)

@@ -114,6 +114,12 @@ def _same_conv_bwd(dilation, residuals, dy):
 same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
 
 
+# The name scope of `_kernel_grad_as_matmul`'s operations. It stays in their locations through
+# lowering and jax.export, so a program's text shows whether it has this CPU-only path.
+KERNEL_GRAD_SCOPE = "kernel_grad_as_matmul"
+
+
+@jax.named_scope(KERNEL_GRAD_SCOPE)
 def _kernel_grad_as_matmul(x: jax.Array, dy: jax.Array, size: int, dilation: int
                            ) -> jax.Array:
   """d loss / d kernel of `_same_conv` as one (size C) x (size D) matmul over N H W.
