@@ -3,7 +3,7 @@
 ``variables_from_torch`` maps a PyTorch ``state_dict`` (names exactly as the
 authors' model prints them) onto ``CLAReSNet`` variables. The command turns a
 ``.pth`` file (needs torch) or an ``.npz`` of arrays keyed by those names into a
-checkpoint directory that ``load_checkpoint`` (and our tools) read:
+checkpoint directory that ``load_checkpoint`` reads back as (model, variables):
 
   python -m claresnet_jax.convert authors_model.pth --output converted/
 """

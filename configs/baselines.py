@@ -4,8 +4,8 @@ One entry per model of `python -m claresnet_jax.compare --models ...`:
 `kwargs` are the model's (or classifier's) constructor arguments, and a deep
 model's `train` is merged into the experiment config for its runs. Deep
 baselines follow their papers where the training loop allows (no gradient
-clipping, no warmup, a constant rate unless stated); README.md
-("Baselines and comparison") lists what the papers leave open and each choice.
+clipping, no warmup, a constant rate unless stated); docs/compare.md lists
+what the papers leave open and each choice.
 """
 import ml_collections
 

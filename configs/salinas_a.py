@@ -1,7 +1,7 @@
 """The embedded default: the bundled Salinas-A scene on the paper split, minutes on a 2-core CPU.
 
-Reduced from the paper's protocol, by measurement (README.md, "Training and
-evaluation"): 15 PCA components (99.98% of the variance) and 7x7 patches
+Reduced from the paper's protocol, by measurement (docs/training.md, "The
+embedded default on a 2-core CPU"): 15 PCA components (99.98% of the variance) and 7x7 patches
 instead of 30 and 11x11, and a 64-wide, 2-layer CLAReSNet. Training
 settings that converge in a few epochs: standardised components, AdamW at
 1e-3 with a one-epoch warmup and cosine decay over at most 15 epochs,
