@@ -1,5 +1,7 @@
 """What every command of the project does first: train.py, eval.py, bench and compare."""
 from collections.abc import Callable
+import importlib.metadata
+import importlib.util
 import os
 import pathlib
 import platform
@@ -37,13 +39,28 @@ def run(main: Callable[[list[str]], None]) -> None:
 
 
 def keep_freed_memory() -> None:
-  """Restarts this process once with GLIBC_TUNABLES set, unless the user set it (even empty).
+  """Restarts this process once with GLIBC_TUNABLES set, where XLA:CPU will compute, unless
+  the user set them (even empty).
 
-  glibc reads its tunables only at start-up; call this before anything else.
+  Kept freed memory holds the process at its peak host memory: worth it only where XLA:CPU
+  allocates the step's buffers. glibc reads its tunables only at start-up; call this before
+  anything else.
   """
-  if "GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc":
+  if ("GLIBC_TUNABLES" not in os.environ and platform.libc_ver()[0] == "glibc"
+      and computes_on_cpu()):
     os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+def computes_on_cpu() -> bool:
+  """Whether JAX will run on the CPU, told before it starts: JAX_PLATFORMS names cpu first,
+  or no accelerator plugin (CUDA, ROCm, TPU) is installed for JAX to prefer."""
+  platforms = os.environ.get("JAX_PLATFORMS", "")
+  if platforms:
+    return platforms.split(",")[0].strip() == "cpu"
+  plugins = importlib.metadata.entry_points(group="jax_plugins")
+  return not plugins and not any(
+      importlib.util.find_spec(name) for name in ("jax_plugins", "libtpu"))
 
 
 def use_jax_settings() -> None:

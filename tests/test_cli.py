@@ -20,7 +20,7 @@ glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
 
 def _run(env_update, *args, cores=None, program=PROGRAM):
   env = {k: v for k, v in os.environ.items()
-         if k not in ("GLIBC_TUNABLES", "JAX_NUM_CPU_DEVICES", "XLA_FLAGS")}
+         if k not in ("GLIBC_TUNABLES", "JAX_NUM_CPU_DEVICES", "XLA_FLAGS", "JAX_PLATFORMS")}
   env.update(env_update)
   pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
   result = subprocess.run([sys.executable, "-c", program, *args], env=env, capture_output=True,
@@ -33,6 +33,26 @@ def test_restarts_once_with_the_tunables_and_the_same_arguments():
   out = _run({}, "one", "two words")
   assert out.split(" ", 1)[0] == cli.GLIBC_TUNABLES
   assert out.endswith(" ['one', 'two words']")
+
+
+# A command that reports the tunables after keep_freed_memory, without starting JAX.
+TUNABLES_PROGRAM = ("import os; from claresnet_jax import cli; cli.keep_freed_memory(); "
+                    "print(os.environ.get('GLIBC_TUNABLES'))")
+
+
+@glibc_only
+def test_tunables_only_where_xla_cpu_computes(tmp_path):
+  assert _run({"JAX_PLATFORMS": "cpu"}, program=TUNABLES_PROGRAM) == cli.GLIBC_TUNABLES
+  assert _run({"JAX_PLATFORMS": "cuda"}, program=TUNABLES_PROGRAM) == "None"
+  assert _run({"JAX_PLATFORMS": "tpu,cpu"}, program=TUNABLES_PROGRAM) == "None"
+  # An installed accelerator plugin (JAX finds them in the jax_plugins namespace).
+  plugin = tmp_path / "jax_plugins" / "xla_fake"
+  plugin.mkdir(parents=True)
+  (plugin / "__init__.py").write_text("")
+  with_plugin = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+  assert _run(with_plugin, program=TUNABLES_PROGRAM) == "None"
+  assert _run({**with_plugin, "JAX_PLATFORMS": "cpu"},
+              program=TUNABLES_PROGRAM) == cli.GLIBC_TUNABLES
 
 
 @glibc_only
