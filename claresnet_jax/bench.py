@@ -3,9 +3,11 @@
   python -m claresnet_jax.bench --config configs/ip.py --batch_size 16 [--json]
   python -m claresnet_jax.bench --mode scaling [--json]
   python -m claresnet_jax.bench --config configs/ip.py --mode scene --scene 1000x1000
+  python -m claresnet_jax.bench --config configs/ip.py --config.model.kwargs.dtype=bfloat16
 
 Every figure is the median of --repeats timed runs after --warmup runs, each
-ended by block_until_ready, and is printed with the device and JAX version.
+ended by block_until_ready, and is printed with the device and JAX version. The
+computation dtype and matmul precision are the config's, set as for train.py.
 Compile times are cold: the persistent compilation cache is off here.
 """
 import json
@@ -22,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, models, train
+from claresnet_jax import cli, data, models, precision, train
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -36,8 +38,6 @@ _EVAL_BATCH = flags.DEFINE_list("eval_batch_size", None,
 _BANDS = flags.DEFINE_integer("bands", None, "Bands T (default: the config's PCA components).")
 _PATCH = flags.DEFINE_integer("patch_size", None, "Patch size (default: the config's).")
 _CLASSES = flags.DEFINE_integer("num_classes", 16, "Classes of the model's head.")
-_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
-                           "Computation dtype of the model (default: the config's).")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed runs per figure.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
 _LENGTHS = flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256", "512", "1024", "2048",
@@ -103,10 +103,7 @@ def _flops(compiled) -> float:
 
 
 def _model_and_state(config, mesh, bands: int, patch: int):
-  kwargs = dict(config.model.kwargs)
-  if _DTYPE.value:
-    kwargs["dtype"] = _DTYPE.value
-  model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
+  model = models.create_model(config.model.name, _CLASSES.value, **config.model.kwargs)
   tx, _ = train.make_optimizer(config, steps_per_epoch=100)
   state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh)
   return model, state
@@ -156,7 +153,9 @@ def bench_model(config) -> Iterator[dict]:
 
     train_rate, infer_rate = batch_size / train_s, eval_size / infer_s
     yield {
-        "measurement": "model", "model": config.model.name, "dtype": _DTYPE.value or "config",
+        "measurement": "model", "model": config.model.name,
+        "dtype": config.model.kwargs.get("dtype", "float32"),
+        "matmul_precision": config.matmul_precision,
         "bands": bands, "patch_size": patch,
         "batch_size": batch_size, "eval_batch_size": eval_size,
         "train_samples_per_s": train_rate, "infer_samples_per_s": infer_rate,
@@ -235,6 +234,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene}[_MODE.value]
+  precision.use(_CONFIG.value)
   jax.config.update("jax_enable_compilation_cache", False)  # compile_s: what a cold start pays
   for row in run(_CONFIG.value):  # each figure as soon as it is measured
     print(json.dumps(row) if _JSON.value else _format(row), flush=True)
