@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 nvidia-smi -L | tee "$OUT/device.txt"
 bench() { python3 -m claresnet_jax.bench --config configs/ip.py --json --repeats 5 --warmup 1 "$@" \
   2> >(grep -v -E "^(W|I)[0-9]{4}" >&2) | tee -a "$OUT/gpu.jsonl"; }
-bench --dtype float32 --batch_size 256 --eval_batch_size 1024
-bench --dtype bfloat16 --batch_size 256 --eval_batch_size 1024
-bench --dtype float32 --batch_size 1024 --eval_batch_size 4096
+bench --batch_size 256 --eval_batch_size 1024
+bench --config.model.kwargs.dtype=bfloat16 --batch_size 256 --eval_batch_size 1024
+bench --batch_size 1024 --eval_batch_size 4096
 bench --mode scaling --lengths 16,64,256,1024,4096,8192

@@ -3,12 +3,15 @@
   python -m claresnet_jax.bench --config configs/ip.py --batch_size 16 [--json]
   python -m claresnet_jax.bench --mode scaling [--json]
   python -m claresnet_jax.bench --config configs/ip.py --mode scene --scene 1000x1000
+  python -m claresnet_jax.bench --config configs/ip.py --config.model.kwargs.dtype=bfloat16
   python -m claresnet_jax.bench --config configs/ip.py --mode export [--export_dir DIR]
 
 Every figure is the median of --repeats timed runs after --warmup runs, each
-ended by block_until_ready, and is printed with the device and JAX version.
+ended by block_until_ready, and is printed with the device and JAX version. The
+computation dtype and matmul precision are the config's, set as for train.py.
 Compile times are cold: the persistent compilation cache is off here. --mode export
-compiles and runs nothing: it lowers the steps for each platform (claresnet_jax.export).
+compiles and runs nothing: it lowers the steps for each platform, in float32 and
+bfloat16 (claresnet_jax.export).
 """
 import json
 import pathlib
@@ -25,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, export, models, train
+from claresnet_jax import cli, data, export, models, precision, train
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -33,7 +36,7 @@ _MODE = flags.DEFINE_enum("mode", "model", ["model", "scaling", "scene", "export
                           "model: train step and inference; scaling: latent vs full attention "
                           "over band counts; scene: classify every pixel of a scene; export: "
                           "the train and predict steps lowered for cpu, cuda and tpu, in "
-                          "float32 and bfloat16 (or --dtype), with no accelerator needed.")
+                          "float32 and bfloat16, with no accelerator needed.")
 _BATCH = flags.DEFINE_list("batch_size", None, "Training batch sizes (default: the config's).")
 _EVAL_BATCH = flags.DEFINE_list("eval_batch_size", None,
                                 "Inference batch sizes, one per training batch size "
@@ -41,9 +44,6 @@ _EVAL_BATCH = flags.DEFINE_list("eval_batch_size", None,
 _BANDS = flags.DEFINE_integer("bands", None, "Bands T (default: the config's PCA components).")
 _PATCH = flags.DEFINE_integer("patch_size", None, "Patch size (default: the config's).")
 _CLASSES = flags.DEFINE_integer("num_classes", 16, "Classes of the model's head.")
-_DTYPE = flags.DEFINE_enum("dtype", None, ["float32", "bfloat16"],
-                           "Computation dtype of the model (default: the config's; "
-                           "--mode export: both).")
 _REPEATS = flags.DEFINE_integer("repeats", 10, "Timed runs per figure.")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed runs before timing.")
 _LENGTHS = flags.DEFINE_list("lengths", ["16", "32", "64", "128", "256", "512", "1024", "2048",
@@ -112,8 +112,9 @@ def _flops(compiled) -> float:
   return float(analysis["flops"])
 
 
-def _model_and_state(config, mesh, bands: int, patch: int, dtype: str | None,
+def _model_and_state(config, mesh, bands: int, patch: int, dtype: str | None = None,
                      abstract: bool = False):
+  """The config's model (in `dtype` where given) and its initial state."""
   kwargs = dict(config.model.kwargs)
   if dtype:
     kwargs["dtype"] = dtype
@@ -143,7 +144,7 @@ def bench_model(config) -> Iterator[dict]:
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
     mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    _, state = _model_and_state(config, mesh, bands, patch, _DTYPE.value)
+    _, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
              "labels": rng.integers(0, _CLASSES.value, batch_size).astype(np.int32)}
     batch = jax.device_put(batch, sharded)
@@ -174,7 +175,9 @@ def bench_model(config) -> Iterator[dict]:
 
     train_rate, infer_rate = batch_size / train_s, eval_size / infer_s
     yield {
-        "measurement": "model", "model": config.model.name, "dtype": _DTYPE.value or "config",
+        "measurement": "model", "model": config.model.name,
+        "dtype": config.model.kwargs.get("dtype", "float32"),
+        "matmul_precision": config.matmul_precision,
         "bands": bands, "patch_size": patch,
         "batch_size": batch_size, "eval_batch_size": eval_size,
         "train_samples_per_s": train_rate, "infer_samples_per_s": infer_rate,
@@ -229,7 +232,7 @@ def bench_scene(config) -> Iterator[dict]:
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
   batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
   mesh = train.make_mesh({"--eval_batch_size": batch_size})
-  _, state = _model_and_state(config, mesh, bands, config.patch_size, _DTYPE.value)
+  _, state = _model_and_state(config, mesh, bands, config.patch_size)
   predict = train.jit_predict_step(mesh, with_features=False)
   start = time.perf_counter()
   out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
@@ -267,7 +270,7 @@ def bench_export(config) -> Iterator[dict]:
   weights = jax.ShapeDtypeStruct((_CLASSES.value,), jnp.float32, sharding=replicated)
   patches = jax.ShapeDtypeStruct((eval_size, patch, patch, bands), jnp.float32,
                                  sharding=sharded)
-  for dtype in [_DTYPE.value] if _DTYPE.value else ["float32", "bfloat16"]:
+  for dtype in ("float32", "bfloat16"):
     _, state = _model_and_state(config, mesh, bands, patch, dtype, abstract=True)
     steps = {"train": (train.jit_train_step(mesh), (state, batch, weights), batch_size),
              "predict": (train.jit_predict_step(mesh, with_features=False), (state, patches),
@@ -302,6 +305,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   run = {"model": bench_model, "scaling": bench_scaling, "scene": bench_scene,
          "export": bench_export}[_MODE.value]
+  precision.use(_CONFIG.value)
   jax.config.update("jax_enable_compilation_cache", False)  # compile_s: what a cold start pays
   for row in run(_CONFIG.value):  # each figure as soon as it is measured
     print(json.dumps(row) if _JSON.value else _format(row), flush=True)

@@ -23,7 +23,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from claresnet_jax import classical, cli, data, metrics, models, train
+from claresnet_jax import classical, cli, data, metrics, models, precision, train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config with a `compare` field (configs/compare_*.py).",
@@ -70,11 +70,17 @@ def check_models(config: ml_collections.ConfigDict, names: Sequence[str],
     raise ValueError(
         f"--models {', '.join(missing)}: the config has no settings for them in config.compare; "
         "use a configs/compare_*.py config, or add them (configs/baselines.py has every model's)")
+  dtype = config.model.kwargs.get("dtype", "float32")
   for name in names:
     run = run_config(config, name, config.seed)
     if name in classical.CLASSIFIERS:
       classical.create_classifier(name, run.seed, run.model.kwargs.to_dict())
       continue
+    if dtype != "float32" and "dtype" not in run.model.kwargs:
+      raise ValueError(f"--models {name} computes in float32 only: with "
+                       f"config.model.kwargs.dtype={dtype!r} the table would compare CLAReSNet "
+                       "at another precision; compare in float32")
+    precision.check(run)
     model = models.create_model(name, num_classes, **run.model.kwargs)
     if hasattr(model, "check_input"):  # Models that take any patch have none.
       try:

@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 from sklearn.utils import class_weight
 import tqdm
 
-from claresnet_jax import data, models
+from claresnet_jax import data, models, precision
 from claresnet_jax.data import fixed_splits
 
 _ITEMS = ("state", "meta")
@@ -410,6 +410,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir/run_<i>, one after the other.
   """
   workdir = pathlib.Path(workdir).absolute()
+  precision.use(config)
   claim_workdir(config, workdir)
   if config.num_runs > 1:
     for i in range(config.num_runs):
@@ -504,6 +505,7 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
   resolved = json.loads(config.to_json_best_effort())
   if path.exists():
     saved = json.loads(path.read_text())
+    precision.fill_unsaved(saved, resolved)
     if not _differences(saved, resolved):  # a key added since, unset (None), is no difference
       return
     if any(workdir.glob("**/checkpoints/latest/[0-9]*")):
@@ -523,12 +525,15 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` was trained with."""
+  """The config a run in `workdir` was trained with; its matmul precision is applied, so that
+  evaluation and prediction compute as training did."""
   path = pathlib.Path(workdir) / "config.json"
   if not path.exists():
     raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training workdir "
                             "(run train.py --workdir on it first)")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  precision.use(config)
+  return config
 
 
 def load_classes(config: ml_collections.ConfigDict, workdir: str | pathlib.Path

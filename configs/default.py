@@ -47,8 +47,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "claresnet"  # a key of claresnet_jax.models.MODELS
+  # dtype: "float32", or "bfloat16" for mixed precision (float32 parameters, optimizer state
+  # and loss; CLAReSNet only). See claresnet_jax/precision.py and docs/gpu.md.
   config.model.kwargs = ml_collections.ConfigDict(
-      dict(emb_dim=256, base_channels=64, num_layers=3, dropout=0.5))
+      dict(emb_dim=256, base_channels=64, num_layers=3, dropout=0.5, dtype="float32"))
+  # Of float32 matmuls and convolutions: "default" (TF32 on NVIDIA GPUs from Ampere on, one
+  # bfloat16 pass on TPUs), "high", or "highest" (float32, as the CPU always computes).
+  config.matmul_precision = "default"
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 1e-4

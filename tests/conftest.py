@@ -15,7 +15,7 @@ SHARED = REPO.parent / "shared"
 # The files that take longest (minutes of XLA compiling each; pytest --durations), which
 # start first so that the two xdist workers, a file each at a time, finish together.
 SLOWEST_FIRST = ("test_train.py", "test_train_parallel.py", "test_docs.py", "test_table3.py",
-                 "test_bench.py", "test_models.py", "test_predict.py")
+                 "test_bench.py", "test_models.py", "test_predict.py", "test_precision.py")
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,18 @@ TINY = ("--config.model.kwargs.emb_dim=16", "--config.model.kwargs.base_channels
         "--config.model.kwargs.num_layers=1", "--bands", "6", "--patch_size", "5")
 
 
-def _bench(*args: str, cpu_devices: int | None = None) -> list[dict]:
+def _run(*args: str, cpu_devices: int | None = None) -> subprocess.CompletedProcess:
   env = dict(os.environ)
   if cpu_devices:
     env["JAX_NUM_CPU_DEVICES"] = str(cpu_devices)
-  result = subprocess.run(
+  return subprocess.run(
       [sys.executable, "-m", "claresnet_jax.bench", "--config", "configs/ip.py", "--json",
        "--repeats", "2", "--warmup", "1", *args],
       cwd=REPO, capture_output=True, text=True, timeout=600, check=False, env=env)
+
+
+def _bench(*args: str, cpu_devices: int | None = None) -> list[dict]:
+  result = _run(*args, cpu_devices=cpu_devices)
   assert result.returncode == 0, result.stderr[-3000:]
   return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
@@ -67,9 +71,18 @@ def _trace_event_names(directory: pathlib.Path) -> set[str]:
 
 
 def test_profile_traces_the_compiled_steps_op_by_op(tmp_path):
-  _bench("--batch_size", "4", "--eval_batch_size", "8", *TINY, f"--profile_dir={tmp_path}",
-         "--repeats", "1", cpu_devices=1)
+  # In bfloat16 at the highest matmul precision, which the figures name.
+  (row,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *TINY,
+                  "--config.model.kwargs.dtype=bfloat16", "--config.matmul_precision=highest",
+                  f"--profile_dir={tmp_path}", "--repeats", "1", cpu_devices=1)
+  assert (row["dtype"], row["matmul_precision"]) == ("bfloat16", "highest")
   train_names = _trace_event_names(tmp_path / "train_batch4")
   assert any("train_step" in name for name in train_names)
   assert any("fusion" in name for name in train_names)  # XLA's ops, one event each
   assert any("fusion" in name for name in _trace_event_names(tmp_path / "inference_batch8"))
+
+
+def test_a_bad_precision_fails_before_anything_compiles():
+  result = _run("--config.matmul_precision=fastest", *TINY)
+  assert result.returncode != 0 and not result.stdout
+  assert "matmul_precision='fastest': use 'default', 'high' or 'highest'" in result.stderr

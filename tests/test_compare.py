@@ -67,6 +67,14 @@ def test_a_misspelt_training_setting_fails_before_anything_runs(config, tmp_path
   assert not (tmp_path / "out").exists()
 
 
+def test_bfloat16_with_a_float32_baseline_fails_before_anything_runs(config, tmp_path):
+  config.model.kwargs.dtype = "bfloat16"
+  with pytest.raises(ValueError, match=r"hybridsn computes in float32 only: with "
+                     r"config.model.kwargs.dtype='bfloat16'.*compare in float32"):
+    compare.compare(config, ["rf", "claresnet", "hybridsn"], 1, tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
 def test_comparison_end_to_end(config, tmp_path):
   names = ["rf", "svm_patches", "spectralformer"]
   compare.compare(config, names, 2, tmp_path)

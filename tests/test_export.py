@@ -53,7 +53,7 @@ def _abstract(dtype: str):
   """The paper model's abstract state on one CPU device, its mesh and the step arguments."""
   config = ip.get_config()
   mesh = train.make_mesh({"batch": 16, "eval": 32}, devices=jax.devices("cpu")[:1])
-  model = models.create_model(config.model.name, 16, **config.model.kwargs, dtype=dtype)
+  model = models.create_model(config.model.name, 16, **{**config.model.kwargs, "dtype": dtype})
   tx, _ = train.make_optimizer(config, steps_per_epoch=100)
   state = train.create_train_state(model, tx, (11, 11, 30), config.seed, mesh, abstract=True)
   sharded = NamedSharding(mesh, P("data"))

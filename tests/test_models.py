@@ -234,6 +234,7 @@ def test_bad_patches_are_named(x, error, message):
     (dict(base_channels=10), "base_channels=10 must be a multiple of 4"),
     (dict(num_layers=0), "num_layers >= 1"),
     (dict(dtype="int8"), "dtype='int8'.*'bfloat16'"),
+    (dict(dtype="float16"), "dtype='float16': float16 needs loss scaling.*'bfloat16'"),
 ])
 def test_bad_configuration_is_named(kwargs, message):
   model = CLAReSNet(num_classes=3, **{**TINY, **kwargs})

@@ -8,14 +8,32 @@ from claresnet_jax.models.layers import Dense, LayerNorm, MultiHeadAttention, ge
 from claresnet_jax.models.spatial import SpatialFeatureExtractor
 from claresnet_jax.models.spectral import SpectralEncoderLayer
 
+DTYPES = ("float32", "bfloat16")  # computation dtypes; parameters are float32 either way
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> None:
+  """Raises ValueError, naming `name`, unless CLAReSNet computes in `dtype`.
+
+  float16 is refused: its gradients underflow without loss scaling, which training lacks.
+  """
+  try:
+    kind = jnp.dtype(dtype).name
+  except TypeError:  # not a dtype at all
+    kind = None
+  if kind == "float16":
+    raise ValueError(f"{name}={dtype!r}: float16 needs loss scaling, which training does not "
+                     "do; use 'bfloat16' (float32's range) for mixed precision")
+  if kind not in DTYPES:
+    raise ValueError(f"{name}={dtype!r}: use 'float32', or 'bfloat16' for mixed precision")
+
 
 class CLAReSNet(nn.Module):
   """Classifies (B, H, W, T) patches (T bands after PCA) into ``num_classes`` logits.
 
   Attribute and parameter names mirror the authors' PyTorch model (``head_2`` is
   their ``head.2``), so their checkpoints convert by renaming (``convert.py``).
-  ``dtype`` is the computation dtype: "bfloat16" runs mixed precision on accelerators
-  (parameters, norm statistics and logits stay float32).
+  ``dtype`` is the computation dtype: "bfloat16" runs mixed precision (parameters, norm
+  statistics, the recurrent state, attention softmaxes, features and logits stay float32).
   """
   num_classes: int
   emb_dim: int = 256
@@ -33,8 +51,7 @@ class CLAReSNet(nn.Module):
       raise ValueError(
           f"base_channels={self.base_channels} must be a multiple of 4 (the stem's four "
           "branches) and at least 8")
-    if jnp.dtype(self.dtype) not in (jnp.float32, jnp.bfloat16, jnp.float16):
-      raise ValueError(f"dtype={self.dtype!r}: use 'float32', or 'bfloat16' for mixed precision")
+    check_dtype(self.dtype)
     if self.num_layers < 1 or self.num_classes < 2:
       raise ValueError(
           f"need num_layers >= 1 and num_classes >= 2, got {self.num_layers} and "
