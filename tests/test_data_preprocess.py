@@ -63,8 +63,20 @@ def test_pixels_without_data_are_left_out_of_the_fit_and_projected_as_the_mean(c
   np.testing.assert_array_equal(projected[~missing], pca.transform(cube)[~missing])
 
 
+def test_zero_components_keep_the_bands_centred_or_standardised(cube):
+  pixels = np.argwhere(np.ones(cube.shape[:2], bool))[::7]
+  fitted = cube[pixels[:, 0], pixels[:, 1]].astype(np.float64)
+  bands = data.fit_pca(cube, 0, pixels=pixels)
+  assert bands.n_components == cube.shape[-1]
+  np.testing.assert_allclose(bands.transform(cube), cube - fitted.mean(axis=0), atol=1e-3)
+  standardised = data.fit_pca(cube, 0, pixels=pixels, standardize=True).transform(cube)
+  np.testing.assert_allclose(standardised, (cube - fitted.mean(0)) / fitted.std(0), atol=1e-4)
+  assert bands.explained_variance_ratio.sum() == pytest.approx(1.0)
+
+
 def test_pca_errors(cube):
-  with pytest.raises(ValueError, match="n_components=205 must be between 1 and the cube's 204"):
+  with pytest.raises(ValueError, match="n_components=205 must be between 1 and the cube's 204 "
+                                       "bands, or 0"):
     data.fit_pca(cube, 205)
   pca = data.fit_pca(cube, 2)
   with pytest.raises(ValueError, match="fitted on 204 bands but the cube has 200"):

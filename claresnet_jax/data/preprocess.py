@@ -101,14 +101,15 @@ def fit_pca(cube: np.ndarray, n_components: int, *, pixels: np.ndarray | None = 
   """Fits PCA on the raw values of all pixels (the paper) or of the given (N, 2) pixels.
 
   No-data pixels (`nodata_mask`) are left out. Fitting on training pixels only
-  keeps test spectra out of the projection.
-  `standardize` rescales each component to zero mean and unit variance on the
-  fitted pixels.
+  keeps test spectra out of the projection. `n_components=0` keeps the bands
+  themselves, centred (the input of the classical baselines and SpectralFormer in
+  their papers). `standardize` rescales each component to zero mean and unit
+  variance on the fitted pixels.
   """
   height, width, bands = cube.shape
-  if not 1 <= n_components <= bands:
+  if not 0 <= n_components <= bands:
     raise ValueError(f"n_components={n_components} must be between 1 and the cube's {bands} "
-                     "bands")
+                     "bands, or 0 for the bands themselves")
   if pixels is None:
     samples = cube[~nodata_mask(cube)]
   else:
@@ -119,15 +120,23 @@ def fit_pca(cube: np.ndarray, n_components: int, *, pixels: np.ndarray | None = 
       raise ValueError(f"pixels holds (row, col) pairs outside the {height}x{width} cube")
     samples = cube[pixels[:, 0], pixels[:, 1]]
     samples = samples[~nodata_mask(samples)]
-  if len(samples) < n_components:
-    raise ValueError(f"n_components={n_components} needs at least as many pixels; got "
-                     f"{len(samples)}")
-  # The eigendecomposition of the (bands x bands) covariance: exact, deterministic, fast.
-  pca = sklearn.decomposition.PCA(n_components=n_components, svd_solver="covariance_eigh")
-  projected = pca.fit_transform(np.asarray(samples, np.float64))
+  if len(samples) < max(n_components, 2):
+    raise ValueError(f"n_components={n_components} needs at least {max(n_components, 2)} "
+                     f"pixels; got {len(samples)}")
+  samples = np.asarray(samples, np.float64)
+  if n_components == 0:
+    mean, components = samples.mean(axis=0), np.eye(bands)
+    variance = samples.var(axis=0)
+    ratio = variance / variance.sum()
+  else:
+    # The eigendecomposition of the (bands x bands) covariance: exact, deterministic, fast.
+    pca = sklearn.decomposition.PCA(n_components=n_components, svd_solver="covariance_eigh")
+    pca.fit(samples)
+    mean, components, ratio = pca.mean_, pca.components_, pca.explained_variance_ratio_
+  projected = (samples - mean) @ components.T
   if standardize:
     offset, scale = projected.mean(axis=0), projected.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
   else:
-    offset, scale = np.zeros(n_components), np.ones(n_components)
-  return PCA(pca.mean_, pca.components_, pca.explained_variance_ratio_, offset, scale)
+    offset, scale = np.zeros(len(components)), np.ones(len(components))
+  return PCA(mean, components, ratio, offset, scale)
