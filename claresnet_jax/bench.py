@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, models, train
+from claresnet_jax import cli, data, models, steps
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -107,8 +107,8 @@ def _model_and_state(config, mesh, bands: int, patch: int):
   if _DTYPE.value:
     kwargs["dtype"] = _DTYPE.value
   model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
-  tx, _ = train.make_optimizer(config, steps_per_epoch=100)
-  state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh)
+  tx, _ = steps.make_optimizer(config, steps_per_epoch=100)
+  state = steps.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh)
   return model, state
 
 
@@ -123,7 +123,7 @@ def bench_model(config) -> Iterator[dict]:
   peak = _PEAK.value or matmul_gflops()
   rng = np.random.default_rng(0)
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
-    mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
+    mesh = steps.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     _, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
@@ -132,7 +132,7 @@ def bench_model(config) -> Iterator[dict]:
     weights = jnp.ones(_CLASSES.value, jnp.float32)
 
     start = time.perf_counter()
-    train_step = train.jit_train_step(mesh).lower(state, batch, weights).compile()
+    train_step = steps.jit_train_step(mesh).lower(state, batch, weights).compile()
     compile_s = time.perf_counter() - start
     train_flops = _flops(train_step) * mesh.size / batch_size
 
@@ -147,7 +147,7 @@ def bench_model(config) -> Iterator[dict]:
     patches = jax.device_put(
         rng.normal(size=(eval_size, patch, patch, bands)).astype(np.float32), sharded)
     start = time.perf_counter()
-    predict = train.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
+    predict = steps.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
     infer_compile_s = time.perf_counter() - start
     infer_flops = _flops(predict) * mesh.size / eval_size
     infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
@@ -210,12 +210,12 @@ def bench_scene(config) -> Iterator[dict]:
     scene = data.load_scene(_SCENE.value)
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
   batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
-  mesh = train.make_mesh({"--eval_batch_size": batch_size})
+  mesh = steps.make_mesh({"--eval_batch_size": batch_size})
   _, state = _model_and_state(config, mesh, bands, config.patch_size)
-  predict = train.jit_predict_step(mesh, with_features=False)
+  predict = steps.jit_predict_step(mesh, with_features=False)
   start = time.perf_counter()
-  out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
-                      batch_size=batch_size)
+  out = steps.predict_pixels(state, predict, mesh, cube, None, patch_size=config.patch_size,
+                             batch_size=batch_size)
   jax.block_until_ready(out)
   seconds = time.perf_counter() - start  # includes one compilation, as a user's run does
   peak_bytes, memory_kind = peak_memory_bytes()

@@ -18,7 +18,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from spectral.io import envi
 
-from claresnet_jax import predict, train
+from claresnet_jax import predict, train, trained_runs
 from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,12 +50,9 @@ def run(tmp_path_factory, compile_cache, config_file):
   workdir = folder / "run"
   train.train_and_evaluate(config, workdir)
   # eval.py's map: evaluate.evaluate's "every pixel" prediction of the projected scene.
-  dataset = train.prepare_dataset(config, workdir)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_tested(config, workdir, dataset.scene.num_classes, mesh)
-  everywhere = train.predict(state, train.jit_predict_step(mesh, with_features=False), mesh,
-                             dataset.cube, None, patch_size=config.patch_size,
-                             batch_size=config.eval_batch_size)["probabilities"]
+  trained = trained_runs.TrainedRun(workdir, with_dataset=True)
+  dataset = trained.dataset
+  everywhere = trained.predict(dataset.cube, None)["probabilities"]
   eval_map = dataset.scene.class_ids[everywhere.argmax(-1)].reshape(dataset.scene.gt.shape)
   eval_max = everywhere.max(-1).reshape(eval_map.shape)
 

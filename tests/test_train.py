@@ -24,7 +24,8 @@ import pytest
 import rasterio
 import tensorflow as tf
 
-from claresnet_jax import data, evaluate, models, train
+from claresnet_jax import checkpoints, data, evaluate, models, steps, train, trained_runs
+from claresnet_jax import workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,7 @@ def test_maps_leave_pixels_without_data_blank():
 
 
 def test_best_checkpoint_reproduces_reported_predictions(trained_run):
-  config = train.load_config(trained_run)
+  config = workdirs.load_config(trained_run)
   scene = data.load_scene("salinas_a")
   cube = data.PCA.load(trained_run / "pca.npz").transform(scene.cube)
   with np.load(trained_run / "predictions.npz") as p:
@@ -173,11 +174,11 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   patches = np.stack([padded[r:r + config.patch_size, c:c + config.patch_size]
                       for r, c in pixels])
   model = models.create_model("claresnet", 6, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, 1)
-  target = train.create_train_state(model, tx, patches.shape[1:], 0, train.make_mesh({}),
+  tx, _ = steps.make_optimizer(config, 1)
+  target = steps.create_train_state(model, tx, patches.shape[1:], 0, steps.make_mesh({}),
                                     abstract=True)
-  manager = train.checkpoint_managers(trained_run)["best"]
-  state, meta = train.restore_checkpoint(manager, target)
+  manager = checkpoints.checkpoint_managers(trained_run)["best"]
+  state, meta = checkpoints.restore_checkpoint(manager, target)
   manager.close()
   assert meta["epoch"] == json.loads((trained_run / "metrics.json").read_text())[
       "checkpoint_epoch"]
@@ -225,7 +226,7 @@ def test_several_seeds_and_their_summary(tmp_path, config_file, compile_cache, m
   config = tiny_config(config_file)
   config.update(num_runs=2, num_epochs=1, patience=1)
   train.train_and_evaluate(config, tmp_path)
-  assert [train.load_config(tmp_path / f"run_{i}").seed for i in (0, 1)] == [42, 43]
+  assert [workdirs.load_config(tmp_path / f"run_{i}").seed for i in (0, 1)] == [42, 43]
   splits = [np.load(tmp_path / f"run_{i}" / "split.npz")["train"] for i in (0, 1)]
   assert not np.array_equal(*splits)  # each seed draws its own split
   monkeypatch.setattr(evaluate, "TSNE_MAX_POINTS", 100)
@@ -266,10 +267,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
 
 
 def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch):
-  config = train.load_config(trained_run)
+  config = workdirs.load_config(trained_run)
   state, meta = _restore(config, trained_run, "best")
-  manager = train.checkpoint_managers(tmp_path)["latest"]
-  train.save_checkpoint(manager, state, dict(meta, epoch=1))
+  manager = checkpoints.checkpoint_managers(tmp_path)["latest"]
+  checkpoints.save_checkpoint(manager, state, dict(meta, epoch=1))
 
   # The disk fills as the step's metadata is written: every array and the JSON item are
   # written and awaited by then, so no write is left in flight when the error surfaces.
@@ -279,10 +280,10 @@ def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch)
   monkeypatch.setattr(checkpointer.Checkpointer, "_save_step_metadata", disk_full)
   with pytest.raises(OSError, match=r"epoch 2 checkpoint .* failed .*No space left.* "
                      r"previous checkpoint \(epoch 1\) is intact"):
-    train.save_checkpoint(manager, state, dict(meta, epoch=2))
+    checkpoints.save_checkpoint(manager, state, dict(meta, epoch=2))
   monkeypatch.undo()
   manager.close()
-  assert train.checkpoint_managers(tmp_path)["latest"].all_steps() == [1]
+  assert checkpoints.checkpoint_managers(tmp_path)["latest"].all_steps() == [1]
   restored, restored_meta = _restore(config, tmp_path, "latest")
   assert restored_meta["epoch"] == 1
   chex.assert_trees_all_equal(restored.params, state.params)
@@ -292,8 +293,8 @@ def test_refuses_workdir_trained_with_another_config(trained_run, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(trained_run, workdir)
   saved = (workdir / "config.json").read_text()
-  config = train.load_config(workdir)
-  train.claim_workdir(config, workdir)  # the same config resumes
+  config = workdirs.load_config(workdir)
+  workdirs.claim_workdir(config, workdir)  # the same config resumes
   config.optimizer.learning_rate = 1e-2
   with pytest.raises(ValueError, match=r"another config \(optimizer.learning_rate: 0.003 "
                      r"there, 0.01 now\).*new --workdir"):
@@ -312,7 +313,7 @@ def test_unknown_config_key_is_an_error(tmp_path):
 def test_eval_without_checkpoint_says_what_to_do(tmp_path, config_file):
   with pytest.raises(FileNotFoundError, match="is not a training workdir"):
     evaluate.evaluate(tmp_path)
-  train.claim_workdir(tiny_config(config_file), tmp_path)
+  workdirs.claim_workdir(tiny_config(config_file), tmp_path)
   with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*best: .*Run python train.py"):
     evaluate.evaluate(tmp_path)
 
@@ -395,13 +396,13 @@ def test_an_unfinished_run_is_not_tested_as_its_last_epoch(tmp_path, config_file
   train.train_and_evaluate(config, tmp_path)
   config.num_epochs = 2  # as if stopped after epoch 1 of 2
   with pytest.raises(ValueError, match=r"trained 1 of its 2 epochs.*rerun the same train\.py"):
-    train.restore_tested(config, tmp_path, 6, train.make_mesh({}))
+    trained_runs.restore_tested(config, tmp_path, 6, steps.make_mesh({}))
 
 
 def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):
   config = tiny_config(config_file)
   config.exclude_classes = (10, 13)
-  dataset = train.prepare_dataset(config, tmp_path)
+  dataset = workdirs.prepare_dataset(config, tmp_path)
   assert dataset.scene.class_ids.tolist() == [1, 11, 12, 14]
   original = data.load_scene("salinas_a").gt
   for part in ("train", "val", "test"):
@@ -410,17 +411,17 @@ def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):
     assert set(dataset.labels[part].tolist()) == {0, 1, 2, 3}
   # A config saved before exclude_classes existed keeps every class.
   saved = ml_collections.ConfigDict({k: v for k, v in config.items() if k != "exclude_classes"})
-  assert train.load_scene(saved).num_classes == 6
+  assert workdirs.load_scene(saved).num_classes == 6
 
 
 def _restore(config, workdir, which):
   model = models.create_model(config.model.name, 6, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, 1)  # the schedule's length changes no shape
-  target = train.create_train_state(
+  tx, _ = steps.make_optimizer(config, 1)  # the schedule's length changes no shape
+  target = steps.create_train_state(
       model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
-      train.make_mesh({}), abstract=True)
-  manager = train.checkpoint_managers(workdir)[which]
+      steps.make_mesh({}), abstract=True)
+  manager = checkpoints.checkpoint_managers(workdir)[which]
   try:
-    return train.restore_checkpoint(manager, target)
+    return checkpoints.restore_checkpoint(manager, target)
   finally:
     manager.close()
