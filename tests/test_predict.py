@@ -19,7 +19,6 @@ from rasterio.transform import from_origin
 from spectral.io import envi
 
 from claresnet_jax import predict, train, trained_runs
-from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRS_UTM = CRS.from_epsg(32610)  # Salinas Valley: UTM zone 10 N
@@ -37,14 +36,14 @@ def _write_raster(path, cube, driver):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, compile_cache, config_file):
+def run(tmp_path_factory, compile_cache, tiny_config):
   """A trained tiny run, eval.py's map of its scene, and the scene in three formats.
 
   The persistent compilation cache lets the command-line test load the
   programs compiled here.
   """
   folder = tmp_path_factory.mktemp("predict")
-  config = tiny_config(config_file)
+  config = tiny_config()
   config.num_epochs = 1
   config.split.options.train_per_class = 160  # 60 steps: compiling costs far more than stepping
   workdir = folder / "run"

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from claresnet_jax import checkpoints, models, steps, train, workdirs
-from test_train import compile_cache  # pylint: disable=unused-import
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 ONE_STEP = '''
+import json
 import sys
 import jax
 import numpy as np
@@ -33,7 +33,7 @@ assert jax.device_count() == 4, jax.devices()
 config = default.get_config()  # AdamW, weight decay 1e-2, a constant rate
 config.optimizer.learning_rate = 1e-3
 tx, _ = steps.make_optimizer(config, 10)
-model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1)
+model = models.create_model("claresnet", 6, **json.loads(sys.argv[2]))
 rng = np.random.default_rng(0)
 batch = {"patches": rng.normal(size=(16, 5, 5, 6)).astype(np.float32),
          "labels": rng.integers(0, 6, 16).astype(np.int32)}
@@ -68,11 +68,13 @@ def _env(**extra):
   return {**env, "JAX_NUM_CPU_DEVICES": "1", **extra}
 
 
-def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache):
+def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache,
+                                                      tiny_model_kwargs):
   out = tmp_path / "step.npz"
   result = subprocess.run(
-      [sys.executable, "-c", ONE_STEP, str(out)], cwd=REPO, capture_output=True, text=True,
-      timeout=600, env=_env(JAX_NUM_CPU_DEVICES="4", **compile_cache))
+      [sys.executable, "-c", ONE_STEP, str(out), json.dumps(tiny_model_kwargs)], cwd=REPO,
+      capture_output=True, text=True, timeout=600,
+      env=_env(JAX_NUM_CPU_DEVICES="4", **compile_cache))
   assert result.returncode == 0, result.stderr[-5000:]
   with np.load(out) as z:
     arrays = dict(z)
