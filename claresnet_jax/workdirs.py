@@ -1,9 +1,13 @@
 """A run's workdir: its config, classes, split and PCA, made once and read back, so that every
 stage (training, resuming, evaluation, prediction) uses the same ones.
+
+On several processes (hosts on a shared filesystem), process 0 writes each file
+atomically, and the others read what it wrote only after a barrier.
 """
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 import dataclasses
 import json
+import os
 import pathlib
 
 from absl import logging
@@ -64,15 +68,18 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
 
   A rerun (resume, evaluation) reads `split.npz` and `pca.npz` back, so every
   stage uses the same pixels and the same projection; `classes.json` keeps the
-  class ids and names for predicting without the training scene.
+  class ids and names for predicting without the training scene. Every process
+  looks for the files before process 0 writes any, so none reads one being written.
   """
   scene = load_scene(config)
   if jax.process_index() == 0 and not (workdir / "classes.json").exists():
-    (workdir / "classes.json").write_text(json.dumps(
+    _write_atomically(workdir / "classes.json", lambda partial: partial.write_text(json.dumps(
         {"class_ids": scene.class_ids.tolist(), "class_names": list(scene.class_names)},
-        indent=2) + "\n")
+        indent=2) + "\n"))
   split_path, pca_path = workdir / "split.npz", workdir / "pca.npz"
-  if split_path.exists():
+  kept = {path: path.exists() for path in (split_path, pca_path)}
+  _barrier("split and pca looked up")
+  if kept[split_path]:
     with np.load(split_path) as z:
       split = data.Split(z["train"], z["val"], z["test"])
   else:
@@ -82,8 +89,9 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
     if holdout:
       split = data.hold_out_validation(split, scene.gt, holdout, config.seed)
     if jax.process_index() == 0:
-      np.savez(split_path, train=split.train, val=split.val, test=split.test)
-  if pca_path.exists():
+      _write_atomically(split_path, lambda partial: np.savez(
+          partial, train=split.train, val=split.val, test=split.test))
+  if kept[pca_path]:
     pca = data.PCA.load(pca_path)
   else:
     if config.pca.fit_on not in ("all", "train"):
@@ -92,7 +100,7 @@ def prepare_dataset(config: ml_collections.ConfigDict, workdir: pathlib.Path) ->
     pca = data.fit_pca(scene.cube, config.pca.components, standardize=config.pca.standardize,
                        pixels=split.train if config.pca.fit_on == "train" else None)
     if jax.process_index() == 0:
-      pca.save(pca_path)
+      _write_atomically(pca_path, pca.save)
   _barrier("split and pca written")
   labels = {part: data.labels_of(scene.gt, getattr(split, part), scene.class_ids)
             for part in ("train", "val", "test")}
@@ -107,8 +115,9 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
   """
   path = workdir / "config.json"
   resolved = json.loads(config.to_json_best_effort())
-  if path.exists():
-    saved = json.loads(path.read_text())
+  saved = json.loads(path.read_text()) if path.exists() else None
+  _barrier("config.json read")  # by every process, before process 0 replaces it
+  if saved is not None:
     if not _differences(saved, resolved):  # a key added since, unset (None), is no difference
       return
     if any(workdir.glob("**/checkpoints/latest/[0-9]*")):
@@ -123,7 +132,8 @@ def claim_workdir(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> N
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("split.npz", "pca.npz", "classes.json", "metrics.jsonl"):
       (workdir / name).unlink(missing_ok=True)
-    path.write_text(json.dumps(resolved, indent=2) + "\n")
+    text = json.dumps(resolved, indent=2) + "\n"
+    _write_atomically(path, lambda partial: partial.write_text(text))
   _barrier("workdir claimed")
 
 
@@ -159,6 +169,23 @@ def _differences(a: Mapping, b: Mapping, prefix: str = "") -> dict[str, tuple]:
     elif x != y:
       out[f"{prefix}{key}"] = (x, y)
   return out
+
+
+def _write_atomically(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
+  """Writes `path` through `write(partial)`, a hidden file beside it, then renames it into place.
+
+  A crash while writing leaves the previous `path` (or none) and no partial file, so a
+  rerun never reads a half-written file as complete; `partial` ends as `path` does (.npz:
+  np.savez appends no suffix).
+  """
+  partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+  try:
+    write(partial)
+    with open(partial, "rb") as f:  # the data reaches the disk before the name does
+      os.fsync(f.fileno())
+    os.replace(partial, path)
+  finally:
+    partial.unlink(missing_ok=True)
 
 
 def _barrier(name: str) -> None:
