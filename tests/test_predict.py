@@ -162,7 +162,8 @@ def test_errors_name_the_problem(run, tmp_path):
   (tmp_path / "untrained").mkdir()
   config = (run["workdir"] / "config.json").read_bytes()
   (tmp_path / "untrained" / "config.json").write_bytes(config)
-  with pytest.raises(FileNotFoundError, match="No best checkpoint"):
+  with pytest.raises(FileNotFoundError,
+                     match=r"No checkpoint in .*checkpoints/best: .*Run python train\.py"):
     predict.Predictor(tmp_path / "untrained")
   with pytest.raises(FileExistsError, match="salinas_a_classes.tif.*--overwrite"):
     predictor.predict_scene(scenes / "salinas_a.tif", run["folder"] / "out")
