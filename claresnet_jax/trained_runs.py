@@ -35,6 +35,7 @@ class TrainedRun:
       self.class_ids = self.dataset.scene.class_ids
       self.class_names = list(self.dataset.scene.class_names)
     self.mesh = make_mesh({"config.eval_batch_size": self.config.eval_batch_size})
+    # meta: the loop's bookkeeping at that checkpoint (epoch, best epoch and validation accuracy).
     self.state, self.meta = restore_tested(self.config, self.workdir, len(self.class_ids),
                                            self.mesh)
     self._steps = {with_features: jit_predict_step(self.mesh, with_features)

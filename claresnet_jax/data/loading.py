@@ -1,5 +1,5 @@
-"""Loads scenes: a registered one (bundled, or prepared by the tensorflow-datasets builder) or a
-user's files. The builder, and TensorFlow with it, is imported only for a scene to prepare.
+"""Loads scenes: a registered one (bundled, or through the tensorflow-datasets builder) or a
+user's files. The builder, and TensorFlow with it, is imported only for the scenes it keeps.
 """
 from __future__ import annotations
 
