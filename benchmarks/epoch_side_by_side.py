@@ -74,7 +74,7 @@ def authors(args) -> dict:
 
 
 def ours(args) -> dict:
-  """train._train_epoch, train.predict and the checkpoint saves, as train.py runs them."""
+  """train._train_epoch, steps.predict_pixels and the checkpoint saves, as train.py runs them."""
   sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))
   from claresnet_jax import cli  # pylint: disable=g-import-not-at-top
   cli.keep_freed_memory()  # restarts the process: first, as in claresnet_jax.cli.run
@@ -83,24 +83,25 @@ def ours(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from claresnet_jax import data, models, train  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from claresnet_jax import checkpoints, data, models, steps, train, workdirs
   from configs import ip  # pylint: disable=g-import-not-at-top
 
   cli.use_jax_settings()
   config = ip.get_config()
   config.scene_options.manual_dir = args.manual_dir
   workdir = pathlib.Path(tempfile.mkdtemp())
-  dataset = train.prepare_dataset(config, workdir)
-  mesh = train.make_mesh({"batch_size": config.batch_size,
+  dataset = workdirs.prepare_dataset(config, workdir)
+  mesh = steps.make_mesh({"batch_size": config.batch_size,
                           "eval_batch_size": config.eval_batch_size})
   model = models.create_model(config.model.name, dataset.scene.num_classes,
                               **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, STEPS_PER_EPOCH)
-  state = train.create_train_state(model, tx, (11, 11, dataset.cube.shape[-1]), config.seed, mesh)
+  tx, _ = steps.make_optimizer(config, STEPS_PER_EPOCH)
+  state = steps.create_train_state(model, tx, (11, 11, dataset.cube.shape[-1]), config.seed, mesh)
   weights = jax.device_put(np.ones(dataset.scene.num_classes, np.float32),
                            NamedSharding(mesh, P()))
-  step_fn = train.jit_train_step(mesh)
-  managers = train.checkpoint_managers(workdir)
+  step_fn = steps.jit_train_step(mesh)
+  managers = checkpoints.checkpoint_managers(workdir)
 
   def first_steps(count):
     """The dataset with only the first `count` batches' worth of training pixels."""
@@ -117,17 +118,17 @@ def ours(args) -> dict:
                          managers["latest"])
   jax.block_until_ready(state)
   step = (time.perf_counter() - start) / args.steps
-  predict_fn = train.jit_predict_step(mesh, with_features=False)
-  train.predict(state, predict_fn, mesh, dataset.cube, dataset.split.val[:32], patch_size=11,
-                batch_size=32)  # compiles
+  predict_fn = steps.jit_predict_step(mesh, with_features=False)
+  steps.predict_pixels(state, predict_fn, mesh, dataset.cube, dataset.split.val[:32],
+                       patch_size=11, batch_size=32)  # compiles
   start = time.perf_counter()
-  train.predict(state, predict_fn, mesh, dataset.cube, dataset.split.val, patch_size=11,
-                batch_size=32)
+  steps.predict_pixels(state, predict_fn, mesh, dataset.cube, dataset.split.val, patch_size=11,
+                       batch_size=32)
   validation = time.perf_counter() - start
   saves = []
   for name in ("best", "latest"):
     start = time.perf_counter()
-    train.save_checkpoint(managers[name], state, {"epoch": 1})
+    checkpoints.save_checkpoint(managers[name], state, {"epoch": 1})
     saves.append(time.perf_counter() - start)
   return {"side": "ours", "jax": jax.__version__, "devices": len(mesh.devices.flat),
           "steps": args.steps, "step_s": step, "validation_s": validation,

@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from claresnet_jax import data, models, train
+from claresnet_jax import checkpoints, data, models, steps, workdirs
 from configs import salinas_a
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -42,19 +42,20 @@ def make_run(workdir: pathlib.Path, config, bands: int) -> None:
   """A workdir predict.py accepts: `config`, a PCA of `bands` bands, an untrained checkpoint."""
   config = config.copy_and_resolve_references()
   config.scene = "synthetic"
-  train.claim_workdir(config, workdir)
+  workdirs.claim_workdir(config, workdir)
   spectra = np.random.default_rng(0).normal(size=(1, 4096, bands))
   data.fit_pca(spectra, config.pca.components).save(workdir / "pca.npz")
   (workdir / "classes.json").write_text(json.dumps(
       {"class_ids": list(range(1, NUM_CLASSES + 1)),
        "class_names": [f"class {i}" for i in range(1, NUM_CLASSES + 1)]}))
-  mesh = train.make_mesh({"eval_batch_size": config.eval_batch_size})
+  mesh = steps.make_mesh({"eval_batch_size": config.eval_batch_size})
   model = models.create_model(config.model.name, NUM_CLASSES, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, 1)
-  state = train.create_train_state(
+  tx, _ = steps.make_optimizer(config, 1)
+  state = steps.create_train_state(
       model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed, mesh)
-  manager = train.checkpoint_managers(workdir)["best"]
-  train.save_checkpoint(manager, state, {"epoch": 1, "best_epoch": 1, "best_val_accuracy": 0.0})
+  manager = checkpoints.checkpoint_managers(workdir)["best"]
+  checkpoints.save_checkpoint(manager, state,
+                              {"epoch": 1, "best_epoch": 1, "best_val_accuracy": 0.0})
   manager.close()
 
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, export, models, precision, train
+from claresnet_jax import cli, data, export, models, precision, steps
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -119,8 +119,8 @@ def _model_and_state(config, mesh, bands: int, patch: int, dtype: str | None = N
   if dtype:
     kwargs["dtype"] = dtype
   model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
-  tx, _ = train.make_optimizer(config, steps_per_epoch=100)
-  state = train.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh,
+  tx, _ = steps.make_optimizer(config, steps_per_epoch=100)
+  state = steps.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh,
                                    abstract=abstract)
   return model, state
 
@@ -142,7 +142,7 @@ def bench_model(config) -> Iterator[dict]:
   peak = _PEAK.value or matmul_gflops()
   rng = np.random.default_rng(0)
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
-    mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
+    mesh = steps.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     _, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
@@ -151,7 +151,7 @@ def bench_model(config) -> Iterator[dict]:
     weights = jnp.ones(_CLASSES.value, jnp.float32)
 
     start = time.perf_counter()
-    train_step = train.jit_train_step(mesh).lower(state, batch, weights).compile()
+    train_step = steps.jit_train_step(mesh).lower(state, batch, weights).compile()
     compile_s = time.perf_counter() - start
     train_flops = _flops(train_step) * mesh.size / batch_size
 
@@ -166,7 +166,7 @@ def bench_model(config) -> Iterator[dict]:
     patches = jax.device_put(
         rng.normal(size=(eval_size, patch, patch, bands)).astype(np.float32), sharded)
     start = time.perf_counter()
-    predict = train.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
+    predict = steps.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
     infer_compile_s = time.perf_counter() - start
     infer_flops = _flops(predict) * mesh.size / eval_size
     infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
@@ -231,12 +231,12 @@ def bench_scene(config) -> Iterator[dict]:
     scene = data.load_scene(_SCENE.value)
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
   batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
-  mesh = train.make_mesh({"--eval_batch_size": batch_size})
+  mesh = steps.make_mesh({"--eval_batch_size": batch_size})
   _, state = _model_and_state(config, mesh, bands, config.patch_size)
-  predict = train.jit_predict_step(mesh, with_features=False)
+  predict = steps.jit_predict_step(mesh, with_features=False)
   start = time.perf_counter()
-  out = train.predict(state, predict, mesh, cube, None, patch_size=config.patch_size,
-                      batch_size=batch_size)
+  out = steps.predict_pixels(state, predict, mesh, cube, None, patch_size=config.patch_size,
+                             batch_size=batch_size)
   jax.block_until_ready(out)
   seconds = time.perf_counter() - start  # includes one compilation, as a user's run does
   peak_bytes, memory_kind = peak_memory_bytes()
@@ -260,7 +260,7 @@ def bench_export(config) -> Iterator[dict]:
     raise app.UsageError(f"--mode export takes one --batch_size and one --eval_batch_size (the "
                          f"artifacts' shapes), got {batch_sizes} and {eval_sizes}")
   (batch_size,), (eval_size,) = batch_sizes, eval_sizes
-  mesh = train.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size},
+  mesh = steps.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size},
                          devices=jax.devices("cpu")[:1])
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
@@ -272,11 +272,11 @@ def bench_export(config) -> Iterator[dict]:
                                  sharding=sharded)
   for dtype in ("float32", "bfloat16"):
     _, state = _model_and_state(config, mesh, bands, patch, dtype, abstract=True)
-    steps = {"train": (train.jit_train_step(mesh), (state, batch, weights), batch_size),
-             "predict": (train.jit_predict_step(mesh, with_features=False), (state, patches),
-                         eval_size)}
+    programs = {"train": (steps.jit_train_step(mesh), (state, batch, weights), batch_size),
+                "predict": (steps.jit_predict_step(mesh, with_features=False), (state, patches),
+                            eval_size)}
     for platform in export.PLATFORMS:
-      for name, (step, args, size) in steps.items():
+      for name, (step, args, size) in programs.items():
         start = time.perf_counter()
         exported = export.export_step(step, platform, *args)
         export_s = time.perf_counter() - start

@@ -124,7 +124,7 @@ def use_one_cpu_device_per_core() -> None:
   """One JAX CPU device per core this process may use, unless the user chose a count.
 
   XLA:CPU runs one device's convolutions mostly one at a time, each on one core;
-  with one device per core and the batch sharded over them (train.make_mesh, which
+  with one device per core and the batch sharded over them (steps.make_mesh, which
   takes as many as the batch sizes divide), the 2-core CI machine class trained
   1.2-1.3x and inferred 1.35x as fast as with one device (BENCHMARKS.md).
   Call it before JAX's first computation (every command does, through `run`).

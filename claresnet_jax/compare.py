@@ -23,7 +23,8 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from claresnet_jax import classical, cli, data, metrics, models, precision, train
+from claresnet_jax import checkpoints, classical, cli, data, metrics, models, precision, train
+from claresnet_jax import trained_runs, workdirs
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config with a `compare` field (configs/compare_*.py).",
@@ -103,12 +104,9 @@ def parameter_count(config: ml_collections.ConfigDict, num_classes: int) -> int:
 def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   """Trains (or resumes) one run and returns its test metrics and centroid distance."""
   train.train_and_evaluate(config, workdir)
-  dataset = train.prepare_dataset(config, workdir)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_tested(config, workdir, dataset.scene.num_classes, mesh)
-  test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
-                       dataset.cube, dataset.split.test, patch_size=config.patch_size,
-                       batch_size=config.eval_batch_size)
+  run = trained_runs.TrainedRun(workdir, with_dataset=True)
+  dataset = run.dataset
+  test = run.predict(dataset.cube, dataset.split.test, with_features=True)
   labels = dataset.labels["test"]
   return {
       **metrics.classification_metrics(labels, test["probabilities"].argmax(-1),
@@ -119,8 +117,8 @@ def run_deep(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
 
 def run_classical(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict:
   """Fits the classifier of `run_config` output `config`; returns its test metrics."""
-  train.claim_workdir(config, workdir)
-  dataset = train.prepare_dataset(config, workdir)  # The deep runs' split and PCA.
+  workdirs.claim_workdir(config, workdir)
+  dataset = workdirs.prepare_dataset(config, workdir)  # The deep runs' split and PCA.
   classifier = classical.create_classifier(config.model.name, config.seed,
                                            config.model.kwargs.to_dict())
   train_x, test_x = (classical.features(config.model.name, dataset.cube, pixels, config.patch_size)
@@ -142,7 +140,7 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
     if name in models.MODELS:
       run = run_config(config, name, seeds[0])
       epochs = f"{run.num_epochs} epoch{'s' * (run.num_epochs != 1)}"
-      last = train.test_checkpoint(run) == "last"
+      last = checkpoints.test_checkpoint(run) == "last"
       if not last and run.patience < run.num_epochs:
         epochs = (f"at most {epochs} (stopping after {run.patience} without a better "
                   "validation accuracy)")
@@ -169,7 +167,7 @@ def compare(config: ml_collections.ConfigDict, names: Sequence[str], num_seeds: 
   if num_seeds < 1:
     raise ValueError(f"--seeds={num_seeds}: need at least one seed")
   workdir = pathlib.Path(workdir).absolute()
-  scene = train.load_scene(config)  # The deep runs' scene, excluded classes left out.
+  scene = workdirs.load_scene(config)  # The deep runs' scene, excluded classes left out.
   check_models(config, names, scene.num_classes)
   seeds = [config.seed + i for i in range(num_seeds)]
   parameters = {name: parameter_count(run_config(config, name, config.seed), scene.num_classes)

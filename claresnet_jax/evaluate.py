@@ -1,6 +1,7 @@
 """Evaluation of a trained run: test metrics, full-scene maps, the paper's figures and report.md.
 
-Restores the best checkpoint of a workdir written by `train.train_and_evaluate`.
+Restores the checkpoint that a run's protocol tests (`trained_runs.TrainedRun`) from a workdir
+written by `train.train_and_evaluate`.
 """
 import json
 import pathlib
@@ -10,7 +11,7 @@ import jax
 import numpy as np
 from sklearn import manifold
 
-from claresnet_jax import data, metrics, plots, train
+from claresnet_jax import checkpoints, data, metrics, plots, train, trained_runs
 
 # t-SNE's cost grows faster than linearly; a random subset of this many test pixels shows
 # the same class structure in seconds.
@@ -30,27 +31,21 @@ def evaluate(workdir: str | pathlib.Path) -> dict:
   runs = sorted(workdir.glob("run_*"), key=lambda p: int(p.name.split("_")[1]))
   if runs:
     return _evaluate_runs(workdir, runs)
-  config = train.load_config(workdir)
-  dataset = train.prepare_dataset(config, workdir)
+  run = trained_runs.TrainedRun(workdir, with_dataset=True)
+  config, dataset, meta = run.config, run.dataset, run.meta
   scene = dataset.scene
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, meta = train.restore_tested(config, workdir, scene.num_classes, mesh)
-
-  kwargs = dict(patch_size=config.patch_size, batch_size=config.eval_batch_size)
-  test = train.predict(state, train.jit_predict_step(mesh, with_features=True), mesh,
-                       dataset.cube, dataset.split.test, desc="test pixels", **kwargs)
-  everywhere = train.predict(state, train.jit_predict_step(mesh, with_features=False), mesh,
-                             dataset.cube, None, desc="every pixel", **kwargs)["probabilities"]
+  test = run.predict(dataset.cube, dataset.split.test, with_features=True, desc="test pixels")
+  everywhere = run.predict(dataset.cube, None, desc="every pixel")["probabilities"]
   labels = dataset.labels["test"]
   predictions = test["probabilities"].argmax(-1)
   results = {
       "scene": scene.name,
       "model": config.model.name,
       "split": config.split.protocol,
-      "test_checkpoint": train.test_checkpoint(config),
+      "test_checkpoint": checkpoints.test_checkpoint(config),
       "checkpoint_epoch": meta["epoch"],
       "best_val_accuracy": (meta["best_val_accuracy"]
-                            if train.test_checkpoint(config) == "best" else None),
+                            if checkpoints.test_checkpoint(config) == "best" else None),
       "num_test_pixels": int(len(labels)),
       "leakage": data.leakage(dataset.split, config.patch_size),
       **metrics.classification_metrics(labels, predictions, scene.num_classes),

@@ -34,18 +34,6 @@ def check(config: ml_collections.ConfigDict) -> None:
                      "'highest' (float32 matmuls in float32 on GPUs and TPUs)")
 
 
-def fill_unsaved(saved: dict, resolved: dict) -> None:
-  """Adds to `saved` (a config.json) the keys it predates that `resolved` has, with the values
-  their absence means, so that a run saved before them resumes with an unchanged config."""
-  for path, value in (("matmul_precision", "default"), ("model.kwargs.dtype", "float32")):
-    *parents, key = path.split(".")
-    old, new = saved, resolved
-    for parent in parents:
-      old, new = old.get(parent, {}), new.get(parent, {})
-    if key in new and key not in old:
-      old[key] = value
-
-
 def use(config: ml_collections.ConfigDict) -> None:
   """`check`, then sets JAX's default matmul precision to the config's.
 

@@ -23,7 +23,7 @@ from rasterio import windows
 from rasterio.enums import Resampling
 import tqdm
 
-from claresnet_jax import data, metrics, plots, train
+from claresnet_jax import data, metrics, plots, trained_runs
 from claresnet_jax.data import rasters, scenes
 
 # Pixels classified per tile. Each tile holds its raw spectra twice in float64 while
@@ -119,23 +119,17 @@ class SceneReader:
     self.close()
 
 
-class Predictor:
-  """The best checkpoint of a run, ready to classify scenes one after the other.
+class Predictor(trained_runs.TrainedRun):
+  """A trained run, ready to classify scene files one after the other.
 
   Built once, it compiles its step on the first scene; later scenes of any
   size reuse the program (the batch shape never changes).
   """
 
   def __init__(self, workdir: str | os.PathLike):
-    self.workdir = pathlib.Path(workdir).absolute()
-    self.config = train.load_config(self.workdir)
-    self.class_ids, self.class_names = train.load_classes(self.config, self.workdir)
-    self.mesh = train.make_mesh({"config.eval_batch_size": self.config.eval_batch_size})
-    self.state, meta = train.restore_tested(self.config, self.workdir, len(self.class_ids),
-                                          self.mesh)
-    self.epoch = meta["epoch"]
+    super().__init__(workdir)
+    self.epoch = self.meta["epoch"]
     self.pca = data.PCA.load(self.workdir / "pca.npz")
-    self._step = train.jit_predict_step(self.mesh, with_features=False)
     self._outputs = {
         "classes": _Output("uint8" if self.class_ids.max() < 256 else "uint16", 0),
         "max_probability": _Output("float32", _FLOAT_NODATA),
@@ -248,9 +242,7 @@ class Predictor:
           # The rows of the tile's patches; beyond the scene's edges, reflected as in training.
           rows = np.abs(np.arange(start - pad, stop + pad))
           rows = np.where(rows >= height, 2 * (height - 1) - rows, rows) - first
-          probs = train.predict(self.state, self._step, self.mesh, cube[rows], pixels + (pad, 0),
-                                patch_size=self.config.patch_size,
-                                batch_size=self.config.eval_batch_size)["probabilities"]
+          probs = self.predict(cube[rows], pixels + (pad, 0))["probabilities"]
           tile["classes"][0][valid] = self.class_ids[probs.argmax(-1)]
           tile["max_probability"][0][valid] = probs.max(-1)
           tile["entropy"][0][valid] = metrics.prediction_entropy(probs)

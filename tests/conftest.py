@@ -1,12 +1,20 @@
-"""Shared test fixtures: paths to the provided reference tensors and scenes, a local server."""
+"""Shared test fixtures: the provided reference tensors and scenes, a local server, the tiny
+model and config of every test that trains or times one, and the persistent compilation cache.
+"""
+from collections.abc import Callable
 import functools
 import http.server
+import importlib.util
 import os
 import pathlib
+import sys
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax
+from jax.experimental.compilation_cache import compilation_cache
+import ml_collections
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -17,12 +25,95 @@ SHARED = REPO.parent / "shared"
 SLOWEST_FIRST = ("test_train.py", "test_train_parallel.py", "test_docs.py", "test_table3.py",
                  "test_bench.py", "test_models.py", "test_predict.py", "test_precision.py")
 
+# The tiny CLAReSNet and input of every test that trains, evaluates or times the model, as
+# config overrides: it compiles in seconds, and tests of the same shapes share programs.
+TINY = {"model.kwargs.emb_dim": 16, "model.kwargs.base_channels": 8,
+        "model.kwargs.num_layers": 1, "pca.components": 6, "patch_size": 5}
+
+# The embedded default with the tiny model, on the paper split, or with "small" on a small
+# training set (40 pixels a class) for quick in-process runs.
+TINY_CONFIG = f'''
+import ml_collections
+from configs import salinas_a
+
+
+def get_config(split="paper"):
+  config = salinas_a.get_config()
+  config.update_from_flattened_dict({TINY!r})
+  # A constant rate compiles the same step for any run length, so runs share compiled code.
+  config.optimizer.schedule = "constant"
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.warmup_epochs = 0.0
+  config.batch_size = 16
+  config.eval_batch_size = 64
+  config.num_epochs = 2
+  config.patience = 2
+  if split == "small":
+    config.split.protocol = "per_class"
+    config.split.options = ml_collections.ConfigDict(dict(train_per_class=40, val_per_class=30))
+  return config
+'''
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> pathlib.Path:
   if not SHARED.is_dir():
     raise FileNotFoundError(f"{SHARED} is missing: the tests need ../shared beside the checkout")
   return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_flags() -> list[str]:
+  """The tiny model and input as command-line overrides of any config."""
+  return [f"--config.{key}={value}" for key, value in TINY.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_kwargs() -> dict[str, int]:
+  """The tiny CLAReSNet's arguments (models.create_model's kwargs)."""
+  prefix = "model.kwargs."
+  return {key[len(prefix):]: value for key, value in TINY.items() if key.startswith(prefix)}
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tmp_path_factory) -> pathlib.Path:
+  """TINY_CONFIG as a config file (for commands: the paper split)."""
+  path = tmp_path_factory.mktemp("configs") / "tiny.py"
+  path.write_text(TINY_CONFIG)
+  return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_config_file) -> Callable[[], ml_collections.ConfigDict]:
+  """Makes the tiny config on the small training set (a new one each call) for in-process runs."""
+  spec = importlib.util.spec_from_file_location("tiny_config", tiny_config_file)
+  module = importlib.util.module_from_spec(spec)
+  sys.path.insert(0, str(REPO))  # for its `from configs import ...`
+  try:
+    spec.loader.exec_module(module)
+  finally:
+    sys.path.remove(str(REPO))
+  return lambda: module.get_config("small")
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory):
+  """A persistent XLA cache for the session's processes: each program compiles once.
+
+  Yields the environment variables that give a subprocess the same cache.
+  """
+  path = tmp_path_factory.getbasetemp() / "xla_cache"
+  settings = {"jax_compilation_cache_dir": str(path),
+              "jax_persistent_cache_min_compile_time_secs": 0.0,
+              "jax_persistent_cache_min_entry_size_bytes": 0}
+  previous = {k: getattr(jax.config, k) for k in settings}
+  for k, v in settings.items():
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()  # JAX decides on the cache at its first compilation
+  yield {k.upper(): str(v) for k, v in settings.items()}
+  for k, v in previous.items():
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()
 
 
 @pytest.fixture

@@ -9,9 +9,6 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# A tiny model on a small input: 6 bands, 5x5 patches.
-TINY = ("--config.model.kwargs.emb_dim=16", "--config.model.kwargs.base_channels=8",
-        "--config.model.kwargs.num_layers=1", "--bands", "6", "--patch_size", "5")
 
 
 def _run(*args: str, cpu_devices: int | None = None) -> subprocess.CompletedProcess:
@@ -30,13 +27,13 @@ def _bench(*args: str, cpu_devices: int | None = None) -> list[dict]:
   return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def test_model_figures():
-  rows = _bench("--batch_size", "4,8", "--eval_batch_size", "8,8", *TINY, cpu_devices=2)
+def test_model_figures(tiny_flags):
+  rows = _bench("--batch_size", "4,8", "--eval_batch_size", "8,8", *tiny_flags, cpu_devices=2)
   assert [r["batch_size"] for r in rows] == [4, 8]
   assert rows[0]["device"].startswith("2 x cpu")
   # FLOPs per sample are the model's, whatever number of devices shares the batch
   # (each device also runs the replicated optimizer update: 10% more for this tiny model).
-  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *TINY, cpu_devices=1)
+  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags, cpu_devices=1)
   assert rows[0]["infer_flops_per_sample"] == pytest.approx(single["infer_flops_per_sample"],
                                                             rel=0.02)
   assert rows[0]["flops_per_sample"] == pytest.approx(single["flops_per_sample"], rel=0.2)
@@ -70,9 +67,9 @@ def _trace_event_names(directory: pathlib.Path) -> set[str]:
   return {e.get("name", "") for e in events}
 
 
-def test_profile_traces_the_compiled_steps_op_by_op(tmp_path):
+def test_profile_traces_the_compiled_steps_op_by_op(tmp_path, tiny_flags):
   # In bfloat16 at the highest matmul precision, which the figures name.
-  (row,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *TINY,
+  (row,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags,
                   "--config.model.kwargs.dtype=bfloat16", "--config.matmul_precision=highest",
                   f"--profile_dir={tmp_path}", "--repeats", "1", cpu_devices=1)
   assert (row["dtype"], row["matmul_precision"]) == ("bfloat16", "highest")
@@ -82,7 +79,7 @@ def test_profile_traces_the_compiled_steps_op_by_op(tmp_path):
   assert any("fusion" in name for name in _trace_event_names(tmp_path / "inference_batch8"))
 
 
-def test_a_bad_precision_fails_before_anything_compiles():
-  result = _run("--config.matmul_precision=fastest", *TINY)
+def test_a_bad_precision_fails_before_anything_compiles(tiny_flags):
+  result = _run("--config.matmul_precision=fastest", *tiny_flags)
   assert result.returncode != 0 and not result.stdout
   assert "matmul_precision='fastest': use 'default', 'high' or 'highest'" in result.stderr

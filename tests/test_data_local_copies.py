@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from claresnet_jax import data, train
+from claresnet_jax import data, workdirs
 from claresnet_jax.data import scenes
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_config_manual_dir_reaches_the_scene(tmp_path, shared_dir, ip_arrays):
   assert config.scene_options.manual_dir is None
   config.scene_options.manual_dir = str(shared_dir / "data/indian_pines")
   config.scene_options.data_dir = str(tmp_path / "tfds")
-  _assert_indian_pines(train.load_scene(config), *ip_arrays)
+  _assert_indian_pines(workdirs.load_scene(config), *ip_arrays)
 
 
 def test_a_run_saved_before_manual_dir_existed_resumes(tmp_path):
@@ -133,10 +133,10 @@ def test_a_run_saved_before_manual_dir_existed_resumes(tmp_path):
   del saved["scene_options"]["manual_dir"]
   (tmp_path / "config.json").write_text(json.dumps(saved))
   (tmp_path / "checkpoints/latest/1").mkdir(parents=True)
-  train.claim_workdir(config, tmp_path)
+  workdirs.claim_workdir(config, tmp_path)
   config.scene_options.manual_dir = "elsewhere"
   with pytest.raises(ValueError, match=r"scene_options.manual_dir: None there, 'elsewhere' now"):
-    train.claim_workdir(config, tmp_path)
+    workdirs.claim_workdir(config, tmp_path)
 
 
 def _manual_copy(folder, cube, gt):

@@ -177,7 +177,7 @@ def _readme_line(*words: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def own_scene_runs(tmp_path_factory):
+def own_scene_runs(tmp_path_factory, tiny_flags):
   """The README's own-scene recipe, on Salinas-A saved as a .npy cube and a .mat ground
   truth, with a tiny model: train.py, then eval.py.
 
@@ -188,9 +188,7 @@ def own_scene_runs(tmp_path_factory):
   scene = data.load_scene("salinas_a")
   np.save(folder / "cube.npy", scene.cube)
   scipy.io.savemat(folder / "gt.mat", {"gt": scene.gt.astype(np.uint8)})
-  tiny = ["--config.model.kwargs.emb_dim=16", "--config.model.kwargs.base_channels=8",
-          "--config.model.kwargs.num_layers=1", "--config.pca.components=6",
-          "--config.patch_size=5", "--config.num_epochs=1"]
+  tiny = [*tiny_flags, "--config.num_epochs=1"]
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
   env["XDG_CACHE_HOME"] = str(folder / "cache")
 

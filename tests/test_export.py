@@ -18,7 +18,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
-from claresnet_jax import export, models, train
+from claresnet_jax import export, models, steps
 from configs import ip
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -52,10 +52,10 @@ def paper(tmp_path_factory):
 def _abstract(dtype: str):
   """The paper model's abstract state on one CPU device, its mesh and the step arguments."""
   config = ip.get_config()
-  mesh = train.make_mesh({"batch": 16, "eval": 32}, devices=jax.devices("cpu")[:1])
+  mesh = steps.make_mesh({"batch": 16, "eval": 32}, devices=jax.devices("cpu")[:1])
   model = models.create_model(config.model.name, 16, **{**config.model.kwargs, "dtype": dtype})
-  tx, _ = train.make_optimizer(config, steps_per_epoch=100)
-  state = train.create_train_state(model, tx, (11, 11, 30), config.seed, mesh, abstract=True)
+  tx, _ = steps.make_optimizer(config, steps_per_epoch=100)
+  state = steps.create_train_state(model, tx, (11, 11, 30), config.seed, mesh, abstract=True)
   sharded = NamedSharding(mesh, P("data"))
   batch = {"patches": jax.ShapeDtypeStruct((16, 11, 11, 30), jnp.float32, sharding=sharded),
            "labels": jax.ShapeDtypeStruct((16,), jnp.int32, sharding=sharded)}
@@ -68,7 +68,7 @@ def cpu_predict():
   """The paper model's float32 prediction step compiled for the CPU: its mesh, abstract
   arguments (state, patches) and the compiled step."""
   mesh, state, _, patches = _abstract("float32")
-  step = train.jit_predict_step(mesh, with_features=False)
+  step = steps.jit_predict_step(mesh, with_features=False)
   return mesh, (state, patches), step.lower(state, patches).compile()
 
 
@@ -179,7 +179,7 @@ def test_an_artifact_loaded_from_its_file_computes_what_the_jitted_step_does(pap
   with open(rows["cpu", "float32", "predict"]["file"], "rb") as f:
     exported = jax.export.deserialize(f.read())
   outputs = exported.call(*jax.tree.leaves((state, patches)))
-  step = train.jit_predict_step(mesh, with_features=False)
+  step = steps.jit_predict_step(mesh, with_features=False)
   probabilities = jax.tree.unflatten(jax.tree.structure(jax.eval_shape(step, state, patches)),
                                      outputs)["probabilities"]
   expected = compiled(state, patches)["probabilities"]

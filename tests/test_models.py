@@ -11,13 +11,16 @@ import scipy.special
 from claresnet_jax.models import CLAReSNet, create_model
 from claresnet_jax.models import layers, spatial, spectral
 
-TINY = dict(emb_dim=16, base_channels=8, num_layers=2)
+@pytest.fixture(scope="module")
+def two_layers(tiny_model_kwargs) -> dict:
+  """The tiny CLAReSNet's arguments with two layers, so that the fusion of layers runs too."""
+  return {**tiny_model_kwargs, "num_layers": 2}
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(two_layers):
   """A tiny CLAReSNet and its variables; parameters do not depend on the patch shape."""
-  model = CLAReSNet(num_classes=4, **TINY)
+  model = CLAReSNet(num_classes=4, **two_layers)
   return model, jax.jit(model.init)(jax.random.key(1), jnp.zeros((1, 5, 5, 3)))
 
 
@@ -125,8 +128,8 @@ def test_claresnet_output_shapes(tiny, shape):
   chex.assert_tree_all_finite((logits, features))
 
 
-def test_single_layer_model_has_no_fusion():
-  model = CLAReSNet(num_classes=3, emb_dim=16, base_channels=8, num_layers=1)
+def test_single_layer_model_has_no_fusion(tiny_model_kwargs):
+  model = CLAReSNet(num_classes=3, **{**tiny_model_kwargs, "num_layers": 1})
   params = _param_shapes(model, (1, 5, 5, 4))["params"]
   assert "cross_attn" not in params and "encoder_layers_0" in params
 
@@ -212,8 +215,8 @@ def test_bfloat16_computation_keeps_float32_parameters_and_outputs(reference):
 
 # --- bad input -------------------------------------------------------------------------
 
-def test_registry():
-  assert isinstance(create_model("claresnet", 3, **TINY), CLAReSNet)
+def test_registry(two_layers):
+  assert isinstance(create_model("claresnet", 3, **two_layers), CLAReSNet)
   with pytest.raises(ValueError, match="unknown model 'nope'.*claresnet"):
     create_model("nope", 3)
 
@@ -222,8 +225,8 @@ def test_registry():
     (jnp.zeros((5, 5, 4)), ValueError, r"\(batch, height, width, bands\).*\(5, 5, 4\)"),
     (jnp.zeros((1, 5, 5, 4), jnp.int32), TypeError, "floating-point.*int32"),
 ])
-def test_bad_patches_are_named(x, error, message):
-  model = CLAReSNet(num_classes=3, **TINY)
+def test_bad_patches_are_named(x, error, message, two_layers):
+  model = CLAReSNet(num_classes=3, **two_layers)
   with pytest.raises(error, match=message):
     model.init(jax.random.key(0), x)
 
@@ -236,13 +239,13 @@ def test_bad_patches_are_named(x, error, message):
     (dict(dtype="int8"), "dtype='int8'.*'bfloat16'"),
     (dict(dtype="float16"), "dtype='float16': float16 needs loss scaling.*'bfloat16'"),
 ])
-def test_bad_configuration_is_named(kwargs, message):
-  model = CLAReSNet(num_classes=3, **{**TINY, **kwargs})
+def test_bad_configuration_is_named(kwargs, message, two_layers):
+  model = CLAReSNet(num_classes=3, **{**two_layers, **kwargs})
   with pytest.raises(ValueError, match=message):
     _param_shapes(model, (1, 5, 5, 4))
 
 
-def test_too_many_bands_is_named():
-  model = CLAReSNet(num_classes=3, **TINY)
+def test_too_many_bands_is_named(two_layers):
+  model = CLAReSNet(num_classes=3, **two_layers)
   with pytest.raises(ValueError, match="5001 bands.*at most 5000"):
     _param_shapes(model, (1, 5, 5, 5001))

@@ -11,8 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from claresnet_jax import evaluate, models, predict, train
-from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
+from claresnet_jax import evaluate, models, predict, steps, train, trained_runs, workdirs
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +23,9 @@ def default_precision():
 
 
 @pytest.fixture(scope="module")
-def bfloat16_run(tmp_path_factory, config_file, compile_cache):
+def bfloat16_run(tmp_path_factory, tiny_config, compile_cache):
   """Three epochs of the tiny config, 160 training pixels a class, bfloat16 at "highest"."""
-  config = tiny_config(config_file)
+  config = tiny_config()
   config.split.options.train_per_class = 160  # 60 steps an epoch: compiling costs far more
   config.num_epochs = config.patience = 3
   config.model.kwargs.dtype = "bfloat16"
@@ -48,8 +47,8 @@ def test_bfloat16_run_learns_and_saves_float32_state(bfloat16_run):
   assert (saved["model"]["kwargs"]["dtype"], saved["matmul_precision"]) == ("bfloat16", "highest")
   # 30 validation pixels in each of six classes: chance is 1/6.
   assert train.read_history(bfloat16_run)[-1]["val_accuracy"] > 0.5
-  config = train.load_config(bfloat16_run)
-  state, _ = train.restore_tested(config, bfloat16_run, 6, train.make_mesh({}))
+  config = workdirs.load_config(bfloat16_run)
+  state, _ = trained_runs.restore_tested(config, bfloat16_run, 6, steps.make_mesh({}))
   assert _float_dtypes((state.params, state.opt_state, state.batch_stats)) == {
       np.dtype("float32")}
 
@@ -57,7 +56,7 @@ def test_bfloat16_run_learns_and_saves_float32_state(bfloat16_run):
 def test_train_step_computes_in_bfloat16_with_float32_logits_loss_and_state():
   model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1,
                               dtype="bfloat16")
-  state = train.create_train_state(model, optax.adamw(1e-3), (5, 5, 6), 0, train.make_mesh({}),
+  state = steps.create_train_state(model, optax.adamw(1e-3), (5, 5, 6), 0, steps.make_mesh({}),
                                    abstract=True)
   batch = {"patches": jax.ShapeDtypeStruct((4, 5, 5, 6), jnp.float32),
            "labels": jax.ShapeDtypeStruct((4,), jnp.int32)}
@@ -65,9 +64,9 @@ def test_train_step_computes_in_bfloat16_with_float32_logits_loss_and_state():
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   # The softmax of the loss and of prediction sees float32 logits.
   assert jax.eval_shape(model.apply, variables, batch["patches"]).dtype == jnp.float32
-  assert jax.eval_shape(lambda s, x: train.predict_step(s, x, False), state, batch["patches"])[
+  assert jax.eval_shape(lambda s, x: steps.predict_step(s, x, False), state, batch["patches"])[
       "probabilities"].dtype == jnp.float32
-  step, (new_state, metrics) = jax.make_jaxpr(train.train_step, return_shape=True)(
+  step, (new_state, metrics) = jax.make_jaxpr(steps.train_step, return_shape=True)(
       state, batch, weights)
   assert metrics["loss"].dtype == jnp.float32
   assert _float_dtypes(new_state) == {np.dtype("float32")}
@@ -82,16 +81,16 @@ def test_eval_and_predict_compute_as_the_run_trained(bfloat16_run, monkeypatch):
   assert results["balanced_accuracy"] > 0.5  # chance: 1/6
 
   # eval.py's probabilities are the bfloat16 model's: close to the float32 model's, not equal.
-  config = train.load_config(bfloat16_run)
-  dataset = train.prepare_dataset(config, bfloat16_run)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_tested(config, bfloat16_run, 6, mesh)
+  config = workdirs.load_config(bfloat16_run)
+  dataset = workdirs.prepare_dataset(config, bfloat16_run)
+  mesh = steps.make_mesh({"config.eval_batch_size": config.eval_batch_size})
+  state, _ = trained_runs.restore_tested(config, bfloat16_run, 6, mesh)
   float32 = state.replace(apply_fn=state.apply_fn.__self__.clone(dtype="float32").apply)
-  step = train.jit_predict_step(mesh, with_features=False)
+  step = steps.jit_predict_step(mesh, with_features=False)
   computed = {
-      name: train.predict(s, step, mesh, dataset.cube, dataset.split.test,
-                          patch_size=config.patch_size,
-                          batch_size=config.eval_batch_size)["probabilities"]
+      name: steps.predict_pixels(s, step, mesh, dataset.cube, dataset.split.test,
+                                 patch_size=config.patch_size,
+                                 batch_size=config.eval_batch_size)["probabilities"]
       for name, s in (("bfloat16", state), ("float32", float32))}
   with np.load(bfloat16_run / "predictions.npz") as p:
     reported = p["probabilities"]
@@ -118,13 +117,13 @@ def test_a_workdir_saved_before_the_keys_computes_in_float32_at_default_precisio
   assert predictor.state.apply_fn.__self__.dtype == "float32"
   assert _float_dtypes(predictor.state.params) == {np.dtype("float32")}
   # It resumes with the keys at the values their absence means, and with no others.
-  config = train.load_config(bfloat16_run)
+  config = workdirs.load_config(bfloat16_run)
   config.model.kwargs.dtype, config.matmul_precision = "float32", "default"
-  train.claim_workdir(config, workdir)
+  workdirs.claim_workdir(config, workdir)
   config.model.kwargs.dtype = "bfloat16"
   with pytest.raises(ValueError, match=r"another config \(model.kwargs.dtype: 'float32' there, "
                      r"'bfloat16' now\)"):
-    train.claim_workdir(config, workdir)
+    workdirs.claim_workdir(config, workdir)
 
 
 @pytest.mark.parametrize("setting, value, message", [
@@ -135,17 +134,17 @@ def test_a_workdir_saved_before_the_keys_computes_in_float32_at_default_precisio
     ("matmul_precision", "fastest",
      r"config.matmul_precision='fastest': use 'default', 'high' or 'highest'"),
 ])
-def test_a_bad_setting_fails_before_anything_runs(config_file, tmp_path, setting, value,
+def test_a_bad_setting_fails_before_anything_runs(tiny_config, tmp_path, setting, value,
                                                   message):
-  config = tiny_config(config_file)
+  config = tiny_config()
   config.update_from_flattened_dict({setting: value})
   with pytest.raises(ValueError, match=message):
     train.train_and_evaluate(config, tmp_path)
   assert not any(tmp_path.iterdir())
 
 
-def test_a_baseline_given_a_dtype_is_refused(config_file, tmp_path):
-  config = tiny_config(config_file)
+def test_a_baseline_given_a_dtype_is_refused(tiny_config, tmp_path):
+  config = tiny_config()
   config.model.name = "hybridsn"
   config.model.kwargs = ml_collections.ConfigDict(dict(dropout=0.4, dtype="bfloat16"))
   with pytest.raises(ValueError, match=r"dtype='bfloat16': hybridsn takes no dtype and "

@@ -18,8 +18,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from spectral.io import envi
 
-from claresnet_jax import predict, train
-from test_train import compile_cache, config_file, tiny_config  # pylint: disable=unused-import
+from claresnet_jax import predict, train, trained_runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRS_UTM = CRS.from_epsg(32610)  # Salinas Valley: UTM zone 10 N
@@ -37,25 +36,22 @@ def _write_raster(path, cube, driver):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, compile_cache, config_file):
+def run(tmp_path_factory, compile_cache, tiny_config):
   """A trained tiny run, eval.py's map of its scene, and the scene in three formats.
 
   The persistent compilation cache lets the command-line test load the
   programs compiled here.
   """
   folder = tmp_path_factory.mktemp("predict")
-  config = tiny_config(config_file)
+  config = tiny_config()
   config.num_epochs = 1
   config.split.options.train_per_class = 160  # 60 steps: compiling costs far more than stepping
   workdir = folder / "run"
   train.train_and_evaluate(config, workdir)
   # eval.py's map: evaluate.evaluate's "every pixel" prediction of the projected scene.
-  dataset = train.prepare_dataset(config, workdir)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = train.restore_tested(config, workdir, dataset.scene.num_classes, mesh)
-  everywhere = train.predict(state, train.jit_predict_step(mesh, with_features=False), mesh,
-                             dataset.cube, None, patch_size=config.patch_size,
-                             batch_size=config.eval_batch_size)["probabilities"]
+  trained = trained_runs.TrainedRun(workdir, with_dataset=True)
+  dataset = trained.dataset
+  everywhere = trained.predict(dataset.cube, None)["probabilities"]
   eval_map = dataset.scene.class_ids[everywhere.argmax(-1)].reshape(dataset.scene.gt.shape)
   eval_max = everywhere.max(-1).reshape(eval_map.shape)
 
@@ -166,7 +162,8 @@ def test_errors_name_the_problem(run, tmp_path):
   (tmp_path / "untrained").mkdir()
   config = (run["workdir"] / "config.json").read_bytes()
   (tmp_path / "untrained" / "config.json").write_bytes(config)
-  with pytest.raises(FileNotFoundError, match="No best checkpoint"):
+  with pytest.raises(FileNotFoundError,
+                     match=r"No checkpoint in .*checkpoints/best: .*Run python train\.py"):
     predict.Predictor(tmp_path / "untrained")
   with pytest.raises(FileExistsError, match="salinas_a_classes.tif.*--overwrite"):
     predictor.predict_scene(scenes / "salinas_a.tif", run["folder"] / "out")

@@ -12,10 +12,6 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = ("--config.model.kwargs.emb_dim=16 --config.model.kwargs.base_channels=8 "
-        "--config.model.kwargs.num_layers=1 --config.pca.components=6 --config.patch_size=5 "
-        "--config.batch_size=128 --config.eval_batch_size=1024 "
-        "--config.optimizer.learning_rate=3e-3")
 
 
 def run_script(out: pathlib.Path, **settings: str) -> subprocess.CompletedProcess:
@@ -25,6 +21,13 @@ def run_script(out: pathlib.Path, **settings: str) -> subprocess.CompletedProces
                         capture_output=True, text=True, timeout=600)
 
 
+@pytest.fixture(scope="module")
+def tiny_extra(tiny_flags) -> str:
+  """table3.sh's EXTRA: the tiny model, with the batches and rate of a quick epoch."""
+  return " ".join([*tiny_flags, "--config.batch_size=128", "--config.eval_batch_size=1024",
+                   "--config.optimizer.learning_rate=3e-3"])
+
+
 def process_ends(out: pathlib.Path) -> list[tuple[str, str]]:
   """(process, exit status) of each line of times.tsv, in the order they ended."""
   lines = (out / "times.tsv").read_text().splitlines()
@@ -32,9 +35,9 @@ def process_ends(out: pathlib.Path) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory, shared_dir):
+def out(tmp_path_factory, shared_dir, tiny_extra):
   out = tmp_path_factory.mktemp("table3")
-  result = run_script(out, SEEDS="1", EPOCHS="1", MODELS="rf", COMPARE_SEEDS="1", EXTRA=TINY,
+  result = run_script(out, SEEDS="1", EPOCHS="1", MODELS="rf", COMPARE_SEEDS="1", EXTRA=tiny_extra,
                       MANUAL_DIR=str(shared_dir / "data" / "indian_pines"))
   assert result.returncode == 0, result.stderr[-3000:] + (out / "times.tsv").read_text()
   return out
@@ -81,13 +84,14 @@ sleep 1; kill -TERM $pid; wait $pid; exit 124
 """
 
 
-def test_a_seed_stopped_by_train_seconds_is_tested_at_its_best_checkpoint(tmp_path, shared_dir):
+def test_a_seed_stopped_by_train_seconds_is_tested_at_its_best_checkpoint(tmp_path, shared_dir,
+                                                                            tiny_extra):
   python = tmp_path / "python"
   python.write_text(STOPPED_AFTER_TWO_EPOCHS)
   python.chmod(0o755)
   out = tmp_path / "out"
   result = run_script(out, PYTHON=str(python), REAL_PYTHON=sys.executable, TRAIN_SECONDS="3600",
-                      SEEDS="1", EPOCHS="100", MODELS="", EXTRA=TINY,
+                      SEEDS="1", EPOCHS="100", MODELS="", EXTRA=tiny_extra,
                       MANUAL_DIR=str(shared_dir / "data" / "indian_pines"))
   # The run was cut short, so the script reports failure, but the seed is still tested.
   assert result.returncode == 1, result.stderr[-3000:]

@@ -5,7 +5,6 @@ full-disk and config checks run in-process. Compiled programs are shared
 between the test processes through a persistent compilation cache.
 """
 import errno
-import importlib.util
 import json
 import os
 import pathlib
@@ -15,7 +14,6 @@ import sys
 
 import chex
 import jax
-from jax.experimental.compilation_cache import compilation_cache
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -24,74 +22,10 @@ import pytest
 import rasterio
 import tensorflow as tf
 
-from claresnet_jax import data, evaluate, models, train
+from claresnet_jax import checkpoints, data, evaluate, models, steps, train, trained_runs
+from claresnet_jax import workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-# The embedded default with a tiny model, on the paper split, or with ":small" on a small
-# training set (40 pixels a class) for quick in-process runs.
-TINY_CONFIG = '''
-import ml_collections
-from configs import salinas_a
-
-
-def get_config(split="paper"):
-  config = salinas_a.get_config()
-  config.model.kwargs.update(emb_dim=16, base_channels=8, num_layers=1)
-  config.pca.components = 6
-  config.patch_size = 5
-  # A constant rate compiles the same step for any run length, so runs share compiled code.
-  config.optimizer.schedule = "constant"
-  config.optimizer.learning_rate = 3e-3
-  config.optimizer.warmup_epochs = 0.0
-  config.batch_size = 16
-  config.eval_batch_size = 64
-  config.num_epochs = 2
-  config.patience = 2
-  if split == "small":
-    config.split.protocol = "per_class"
-    config.split.options = ml_collections.ConfigDict(dict(train_per_class=40, val_per_class=30))
-  return config
-'''
-
-
-@pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory):
-  """A persistent XLA cache for the session's processes: each program compiles once.
-
-  Yields the environment variables that give a subprocess the same cache.
-  """
-  path = tmp_path_factory.getbasetemp() / "xla_cache"
-  settings = {"jax_compilation_cache_dir": str(path),
-              "jax_persistent_cache_min_compile_time_secs": 0.0,
-              "jax_persistent_cache_min_entry_size_bytes": 0}
-  previous = {k: getattr(jax.config, k) for k in settings}
-  for k, v in settings.items():
-    jax.config.update(k, v)
-  compilation_cache.reset_cache()  # JAX decides on the cache at its first compilation
-  yield {k.upper(): str(v) for k, v in settings.items()}
-  for k, v in previous.items():
-    jax.config.update(k, v)
-  compilation_cache.reset_cache()
-
-
-@pytest.fixture(scope="module")
-def config_file(tmp_path_factory):
-  path = tmp_path_factory.mktemp("configs") / "tiny.py"
-  path.write_text(TINY_CONFIG)
-  return path
-
-
-def tiny_config(config_file) -> ml_collections.ConfigDict:
-  """The tiny config on the small training set, for in-process runs."""
-  spec = importlib.util.spec_from_file_location("tiny_config", config_file)
-  module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(REPO))  # for its `from configs import ...`
-  try:
-    spec.loader.exec_module(module)
-  finally:
-    sys.path.remove(str(REPO))
-  return module.get_config("small")
 
 
 def run_script(args, env_extra):
@@ -101,10 +35,10 @@ def run_script(args, env_extra):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, config_file, compile_cache):
+def trained_run(tmp_path_factory, tiny_config_file, compile_cache):
   """python train.py ... && python eval.py ..., two epochs of the tiny config."""
   workdir = tmp_path_factory.mktemp("run") / "salinas_a"
-  for args in (["train.py", f"--config={config_file}", f"--workdir={workdir}"],
+  for args in (["train.py", f"--config={tiny_config_file}", f"--workdir={workdir}"],
                ["eval.py", f"--workdir={workdir}"]):
     result = run_script(args, compile_cache)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -162,7 +96,7 @@ def test_maps_leave_pixels_without_data_blank():
 
 
 def test_best_checkpoint_reproduces_reported_predictions(trained_run):
-  config = train.load_config(trained_run)
+  config = workdirs.load_config(trained_run)
   scene = data.load_scene("salinas_a")
   cube = data.PCA.load(trained_run / "pca.npz").transform(scene.cube)
   with np.load(trained_run / "predictions.npz") as p:
@@ -173,11 +107,11 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   patches = np.stack([padded[r:r + config.patch_size, c:c + config.patch_size]
                       for r, c in pixels])
   model = models.create_model("claresnet", 6, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, 1)
-  target = train.create_train_state(model, tx, patches.shape[1:], 0, train.make_mesh({}),
+  tx, _ = steps.make_optimizer(config, 1)
+  target = steps.create_train_state(model, tx, patches.shape[1:], 0, steps.make_mesh({}),
                                     abstract=True)
-  manager = train.checkpoint_managers(trained_run)["best"]
-  state, meta = train.restore_checkpoint(manager, target)
+  manager = checkpoints.checkpoint_managers(trained_run)["best"]
+  state, meta = checkpoints.restore_checkpoint(manager, target)
   manager.close()
   assert meta["epoch"] == json.loads((trained_run / "metrics.json").read_text())[
       "checkpoint_epoch"]
@@ -187,9 +121,9 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   np.testing.assert_allclose(jax.nn.softmax(logits), probabilities, atol=1e-5)
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, config_file,
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_config,
                                                              compile_cache, monkeypatch):
-  config = tiny_config(config_file)
+  config = tiny_config()
   train.train_and_evaluate(config, tmp_path / "whole")
 
   original_write = train.MetricWriter.write
@@ -221,11 +155,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, config_fi
   assert int(resumed[0].step) == int(whole[0].step) and resumed[1] == whole[1]
 
 
-def test_several_seeds_and_their_summary(tmp_path, config_file, compile_cache, monkeypatch):
-  config = tiny_config(config_file)
+def test_several_seeds_and_their_summary(tmp_path, tiny_config, compile_cache, monkeypatch):
+  config = tiny_config()
   config.update(num_runs=2, num_epochs=1, patience=1)
   train.train_and_evaluate(config, tmp_path)
-  assert [train.load_config(tmp_path / f"run_{i}").seed for i in (0, 1)] == [42, 43]
+  assert [workdirs.load_config(tmp_path / f"run_{i}").seed for i in (0, 1)] == [42, 43]
   splits = [np.load(tmp_path / f"run_{i}" / "split.npz")["train"] for i in (0, 1)]
   assert not np.array_equal(*splits)  # each seed draws its own split
   monkeypatch.setattr(evaluate, "TSNE_MAX_POINTS", 100)
@@ -243,8 +177,8 @@ def test_several_seeds_and_their_summary(tmp_path, config_file, compile_cache, m
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
-    tmp_path, config_file, compile_cache, monkeypatch):
-  config = tiny_config(config_file)
+    tmp_path, tiny_config, compile_cache, monkeypatch):
+  config = tiny_config()
   steps_per_epoch = 6 * 40 // config.batch_size
   original = data.train_batches
 
@@ -266,10 +200,10 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
 
 
 def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch):
-  config = train.load_config(trained_run)
+  config = workdirs.load_config(trained_run)
   state, meta = _restore(config, trained_run, "best")
-  manager = train.checkpoint_managers(tmp_path)["latest"]
-  train.save_checkpoint(manager, state, dict(meta, epoch=1))
+  manager = checkpoints.checkpoint_managers(tmp_path)["latest"]
+  checkpoints.save_checkpoint(manager, state, dict(meta, epoch=1))
 
   # The disk fills as the step's metadata is written: every array and the JSON item are
   # written and awaited by then, so no write is left in flight when the error surfaces.
@@ -279,10 +213,10 @@ def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch)
   monkeypatch.setattr(checkpointer.Checkpointer, "_save_step_metadata", disk_full)
   with pytest.raises(OSError, match=r"epoch 2 checkpoint .* failed .*No space left.* "
                      r"previous checkpoint \(epoch 1\) is intact"):
-    train.save_checkpoint(manager, state, dict(meta, epoch=2))
+    checkpoints.save_checkpoint(manager, state, dict(meta, epoch=2))
   monkeypatch.undo()
   manager.close()
-  assert train.checkpoint_managers(tmp_path)["latest"].all_steps() == [1]
+  assert checkpoints.checkpoint_managers(tmp_path)["latest"].all_steps() == [1]
   restored, restored_meta = _restore(config, tmp_path, "latest")
   assert restored_meta["epoch"] == 1
   chex.assert_trees_all_equal(restored.params, state.params)
@@ -292,8 +226,8 @@ def test_refuses_workdir_trained_with_another_config(trained_run, tmp_path):
   workdir = tmp_path / "run"
   shutil.copytree(trained_run, workdir)
   saved = (workdir / "config.json").read_text()
-  config = train.load_config(workdir)
-  train.claim_workdir(config, workdir)  # the same config resumes
+  config = workdirs.load_config(workdir)
+  workdirs.claim_workdir(config, workdir)  # the same config resumes
   config.optimizer.learning_rate = 1e-2
   with pytest.raises(ValueError, match=r"another config \(optimizer.learning_rate: 0.003 "
                      r"there, 0.01 now\).*new --workdir"):
@@ -309,10 +243,10 @@ def test_unknown_config_key_is_an_error(tmp_path):
   assert not (tmp_path / "config.json").exists()
 
 
-def test_eval_without_checkpoint_says_what_to_do(tmp_path, config_file):
+def test_eval_without_checkpoint_says_what_to_do(tmp_path, tiny_config):
   with pytest.raises(FileNotFoundError, match="is not a training workdir"):
     evaluate.evaluate(tmp_path)
-  train.claim_workdir(tiny_config(config_file), tmp_path)
+  workdirs.claim_workdir(tiny_config(), tmp_path)
   with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*best: .*Run python train.py"):
     evaluate.evaluate(tmp_path)
 
@@ -336,9 +270,9 @@ def mask_files(tmp_path_factory):
 
 
 def test_masks_without_validation_train_and_test_both_ways_from_the_command_line(
-    tmp_path, config_file, compile_cache, mask_files):
+    tmp_path, tiny_config_file, compile_cache, mask_files):
   train_path, test_path, train_mask, test_mask = mask_files
-  masks = [f"--config={config_file}", "--config.split.protocol=masks",
+  masks = [f"--config={tiny_config_file}", "--config.split.protocol=masks",
            f"--config.split.options.train_mask={train_path}",
            f"--config.split.options.test_mask={test_path}"]
   ways = {"last": ["--config.test_checkpoint=last"],
@@ -375,9 +309,9 @@ def test_masks_without_validation_train_and_test_both_ways_from_the_command_line
     assert np.bincount(gt[tuple(split["val"].T)])[np.unique(gt[gt > 0])].tolist() == [6] * 6
 
 
-def test_a_split_without_validation_needs_one_of_the_two_ways(tmp_path, config_file,
+def test_a_split_without_validation_needs_one_of_the_two_ways(tmp_path, tiny_config,
                                                                mask_files):
-  config = tiny_config(config_file)
+  config = tiny_config()
   config.split.protocol = "masks"
   config.split.options = ml_collections.ConfigDict(
       dict(train_mask=str(mask_files[0]), test_mask=str(mask_files[1])))
@@ -389,19 +323,19 @@ def test_a_split_without_validation_needs_one_of_the_two_ways(tmp_path, config_f
     train.train_and_evaluate(config, tmp_path)
 
 
-def test_an_unfinished_run_is_not_tested_as_its_last_epoch(tmp_path, config_file, compile_cache):
-  config = tiny_config(config_file)
+def test_an_unfinished_run_is_not_tested_as_its_last_epoch(tmp_path, tiny_config, compile_cache):
+  config = tiny_config()
   config.update(test_checkpoint="last", num_epochs=1)
   train.train_and_evaluate(config, tmp_path)
   config.num_epochs = 2  # as if stopped after epoch 1 of 2
   with pytest.raises(ValueError, match=r"trained 1 of its 2 epochs.*rerun the same train\.py"):
-    train.restore_tested(config, tmp_path, 6, train.make_mesh({}))
+    trained_runs.restore_tested(config, tmp_path, 6, steps.make_mesh({}))
 
 
-def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):
-  config = tiny_config(config_file)
+def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, tiny_config):
+  config = tiny_config()
   config.exclude_classes = (10, 13)
-  dataset = train.prepare_dataset(config, tmp_path)
+  dataset = workdirs.prepare_dataset(config, tmp_path)
   assert dataset.scene.class_ids.tolist() == [1, 11, 12, 14]
   original = data.load_scene("salinas_a").gt
   for part in ("train", "val", "test"):
@@ -410,17 +344,17 @@ def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, config_file):
     assert set(dataset.labels[part].tolist()) == {0, 1, 2, 3}
   # A config saved before exclude_classes existed keeps every class.
   saved = ml_collections.ConfigDict({k: v for k, v in config.items() if k != "exclude_classes"})
-  assert train.load_scene(saved).num_classes == 6
+  assert workdirs.load_scene(saved).num_classes == 6
 
 
 def _restore(config, workdir, which):
   model = models.create_model(config.model.name, 6, **config.model.kwargs)
-  tx, _ = train.make_optimizer(config, 1)  # the schedule's length changes no shape
-  target = train.create_train_state(
+  tx, _ = steps.make_optimizer(config, 1)  # the schedule's length changes no shape
+  target = steps.create_train_state(
       model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
-      train.make_mesh({}), abstract=True)
-  manager = train.checkpoint_managers(workdir)[which]
+      steps.make_mesh({}), abstract=True)
+  manager = checkpoints.checkpoint_managers(workdir)[which]
   try:
-    return train.restore_checkpoint(manager, target)
+    return checkpoints.restore_checkpoint(manager, target)
   finally:
     manager.close()

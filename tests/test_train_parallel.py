@@ -14,17 +14,17 @@ import chex
 import numpy as np
 import pytest
 
-from claresnet_jax import models, train
-from test_train import compile_cache  # pylint: disable=unused-import
+from claresnet_jax import checkpoints, models, steps, train, workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 ONE_STEP = '''
+import json
 import sys
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
-from claresnet_jax import models, train
+from claresnet_jax import models, steps
 from configs import default
 
 assert jax.device_count() == 4, jax.devices()
@@ -32,14 +32,14 @@ assert jax.device_count() == 4, jax.devices()
 # reduction-order rounding of a near-zero gradient g in proportion to lr.
 config = default.get_config()  # AdamW, weight decay 1e-2, a constant rate
 config.optimizer.learning_rate = 1e-3
-tx, _ = train.make_optimizer(config, 10)
-model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1)
+tx, _ = steps.make_optimizer(config, 10)
+model = models.create_model("claresnet", 6, **json.loads(sys.argv[2]))
 rng = np.random.default_rng(0)
 batch = {"patches": rng.normal(size=(16, 5, 5, 6)).astype(np.float32),
          "labels": rng.integers(0, 6, 16).astype(np.int32)}
 weights = np.linspace(0.5, 1.5, 6).astype(np.float32)
-mesh1, mesh4 = train.make_mesh({}, jax.devices()[:1]), train.make_mesh({"batch": 16})
-initial = jax.tree.map(np.asarray, train.create_train_state(model, tx, (5, 5, 6), 0, mesh1))
+mesh1, mesh4 = steps.make_mesh({}, jax.devices()[:1]), steps.make_mesh({"batch": 16})
+initial = jax.tree.map(np.asarray, steps.create_train_state(model, tx, (5, 5, 6), 0, mesh1))
 flat = {}
 
 
@@ -53,7 +53,7 @@ for name, mesh in (("one", mesh1), ("four", mesh4)):
   replicated = NamedSharding(mesh, P())
   sharded = jax.device_put(batch, NamedSharding(mesh, P("data")))
   assert len(sharded["patches"].addressable_shards) == mesh.size
-  new, metrics = train.jit_train_step(mesh)(jax.device_put(initial, replicated), sharded,
+  new, metrics = steps.jit_train_step(mesh)(jax.device_put(initial, replicated), sharded,
                                             jax.device_put(weights, replicated))
   assert new.params["head_5"]["kernel"].sharding.is_fully_replicated
   save(name, {"params": new.params, "batch_stats": new.batch_stats,
@@ -68,11 +68,13 @@ def _env(**extra):
   return {**env, "JAX_NUM_CPU_DEVICES": "1", **extra}
 
 
-def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache):
+def test_one_step_on_four_devices_matches_one_device(tmp_path, compile_cache,
+                                                      tiny_model_kwargs):
   out = tmp_path / "step.npz"
   result = subprocess.run(
-      [sys.executable, "-c", ONE_STEP, str(out)], cwd=REPO, capture_output=True, text=True,
-      timeout=600, env=_env(JAX_NUM_CPU_DEVICES="4", **compile_cache))
+      [sys.executable, "-c", ONE_STEP, str(out), json.dumps(tiny_model_kwargs)], cwd=REPO,
+      capture_output=True, text=True, timeout=600,
+      env=_env(JAX_NUM_CPU_DEVICES="4", **compile_cache))
   assert result.returncode == 0, result.stderr[-5000:]
   with np.load(out) as z:
     arrays = dict(z)
@@ -98,12 +100,12 @@ def _free_port() -> int:
 MESH_DEVICES = '''
 import sys
 import jax
-from claresnet_jax import train
+from claresnet_jax import steps
 if len(sys.argv) > 1:
   jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
 for sizes in ({}, {"a": 16, "b": 32}, {"a": 12}, {"a": 7}, {"a": 16, "b": 0}):
   try:
-    print(sorted(d.process_index for d in train.make_mesh(sizes).devices.flat))
+    print(sorted(d.process_index for d in steps.make_mesh(sizes).devices.flat))
   except ValueError as e:
     print(e)
 '''
@@ -192,19 +194,19 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_
   for a, b in zip(histories["single"], histories["multi"]):
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
       assert b[key] == pytest.approx(a[key], rel=1e-5), key
-  config = train.load_config(tmp_path / "single")
-  dataset = train.prepare_dataset(config, tmp_path / "single")
+  config = workdirs.load_config(tmp_path / "single")
+  dataset = workdirs.prepare_dataset(config, tmp_path / "single")
   model = models.create_model("ssrn", 6)
-  tx, _ = train.make_optimizer(config, 1)
-  mesh = train.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  target = train.create_train_state(model, tx, (5, 5, 8), config.seed, mesh, abstract=True)
+  tx, _ = steps.make_optimizer(config, 1)
+  mesh = steps.make_mesh({"config.eval_batch_size": config.eval_batch_size})
+  target = steps.create_train_state(model, tx, (5, 5, 8), config.seed, mesh, abstract=True)
   probabilities = {}
   for name in ("single", "multi"):
-    manager = train.checkpoint_managers(tmp_path / name)["latest"]
-    state, meta = train.restore_checkpoint(manager, target)
+    manager = checkpoints.checkpoint_managers(tmp_path / name)["latest"]
+    state, meta = checkpoints.restore_checkpoint(manager, target)
     manager.close()
     assert meta["epoch"] == 2 and int(state.step) == 2 * 240 // config.batch_size
-    probabilities[name] = train.predict(
-        state, train.jit_predict_step(mesh, with_features=False), mesh, dataset.cube,
+    probabilities[name] = steps.predict_pixels(
+        state, steps.jit_predict_step(mesh, with_features=False), mesh, dataset.cube,
         dataset.split.val, patch_size=5, batch_size=config.eval_batch_size)["probabilities"]
   np.testing.assert_allclose(probabilities["multi"], probabilities["single"], atol=1e-5)

@@ -4,6 +4,7 @@ The pipeline (`train_batches`, `eval_batches`) lives in `pipeline.py` and is
 imported on first use, so that TensorFlow loads only where input is fed.
 """
 from claresnet_jax.data.fixed_splits import FIXED_SPLITS
+from claresnet_jax.data.loading import load_scene
 from claresnet_jax.data.preprocess import PCA
 from claresnet_jax.data.preprocess import WATER_ABSORPTION_BANDS
 from claresnet_jax.data.preprocess import fit_pca
@@ -13,7 +14,6 @@ from claresnet_jax.data.scenes import SCENES
 from claresnet_jax.data.scenes import Scene
 from claresnet_jax.data.scenes import SceneInfo
 from claresnet_jax.data.scenes import ground_truth_scene
-from claresnet_jax.data.scenes import load_scene
 from claresnet_jax.data.splits import PROTOCOLS
 from claresnet_jax.data.splits import Split
 from claresnet_jax.data.splits import check_patch_size
