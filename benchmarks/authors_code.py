@@ -12,8 +12,6 @@ _BROKEN_LINE = "        weights = self.fc(combined).view(b, c, 1, 1)"
 
 def load_module(script: str | pathlib.Path) -> types.ModuleType:
   """Their script, executed as a module with the SE block's line added."""
-  import torch  # pylint: disable=g-import-not-at-top,unused-import
-
   source = pathlib.Path(script).read_text()
   if source.count(_BROKEN_LINE) != 1:
     raise SystemExit(f"{script}: the SE block's line {_BROKEN_LINE.strip()!r} is not there "

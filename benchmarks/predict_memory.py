@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from claresnet_jax import checkpoints, data, models, steps, workdirs
+from claresnet_jax import checkpoints, data, steps, workdirs
 from configs import salinas_a
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -49,13 +49,14 @@ def make_run(workdir: pathlib.Path, config, bands: int) -> None:
       {"class_ids": list(range(1, NUM_CLASSES + 1)),
        "class_names": [f"class {i}" for i in range(1, NUM_CLASSES + 1)]}))
   mesh = steps.make_mesh({"eval_batch_size": config.eval_batch_size})
-  model = models.create_model(config.model.name, NUM_CLASSES, **config.model.kwargs)
-  tx, _ = steps.make_optimizer(config, 1)
+  model = steps.create_model(config.model.name, NUM_CLASSES, **config.model.kwargs)
   state = steps.create_train_state(
-      model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed, mesh)
+      model, steps.make_optimizer(config),
+      (config.patch_size, config.patch_size, config.pca.components), config.seed, mesh)
   manager = checkpoints.checkpoint_managers(workdir)["best"]
-  checkpoints.save_checkpoint(manager, state,
-                              {"epoch": 1, "best_epoch": 1, "best_val_accuracy": 0.0})
+  checkpoints.save_variables(manager, state,
+                             {"epoch": 1, "best_epoch": 1, "best_val_accuracy": 0.0})
+  manager.wait_until_finished()
   manager.close()
 
 

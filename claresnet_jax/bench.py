@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_flags
 
-from claresnet_jax import cli, data, export, models, precision, steps
+from claresnet_jax import cli, data, export, precision, steps
 from claresnet_jax.models import layers, spectral
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py", "Experiment config file.")
@@ -118,10 +118,9 @@ def _model_and_state(config, mesh, bands: int, patch: int, dtype: str | None = N
   kwargs = dict(config.model.kwargs)
   if dtype:
     kwargs["dtype"] = dtype
-  model = models.create_model(config.model.name, _CLASSES.value, **kwargs)
-  tx, _ = steps.make_optimizer(config, steps_per_epoch=100)
-  state = steps.create_train_state(model, tx, (patch, patch, bands), config.seed, mesh,
-                                   abstract=abstract)
+  model = steps.create_model(config.model.name, _CLASSES.value, **kwargs)
+  state = steps.create_train_state(model, steps.make_optimizer(config), (patch, patch, bands),
+                                   config.seed, mesh, abstract=abstract)
   return model, state
 
 
@@ -144,20 +143,21 @@ def bench_model(config) -> Iterator[dict]:
   for batch_size, eval_size in zip(batch_sizes, eval_sizes):
     mesh = steps.make_mesh({"--batch_size": batch_size, "--eval_batch_size": eval_size})
     sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    _, state = _model_and_state(config, mesh, bands, patch)
+    model, state = _model_and_state(config, mesh, bands, patch)
     batch = {"patches": rng.normal(size=(batch_size, patch, patch, bands)).astype(np.float32),
              "labels": rng.integers(0, _CLASSES.value, batch_size).astype(np.int32)}
     batch = jax.device_put(batch, sharded)
     weights = jnp.ones(_CLASSES.value, jnp.float32)
+    rate = np.float32(config.optimizer.learning_rate)
 
     start = time.perf_counter()
-    train_step = steps.jit_train_step(mesh).lower(state, batch, weights).compile()
+    train_step = steps.jit_train_step(mesh).lower(state, batch, weights, rate).compile()
     compile_s = time.perf_counter() - start
     train_flops = _flops(train_step) * mesh.size / batch_size
 
     def run_train():
       nonlocal state
-      state, metrics = train_step(state, batch, weights)
+      state, metrics = train_step(state, batch, weights, rate)
       return metrics
     train_s = median_seconds(run_train, _REPEATS.value, _WARMUP.value)
     train_peak, memory_kind = peak_memory_bytes()
@@ -166,11 +166,13 @@ def bench_model(config) -> Iterator[dict]:
     patches = jax.device_put(
         rng.normal(size=(eval_size, patch, patch, bands)).astype(np.float32), sharded)
     start = time.perf_counter()
-    predict = steps.jit_predict_step(mesh, with_features=False).lower(state, patches).compile()
+    variables = steps.variables(state)
+    predict = steps.jit_predict_step(model, mesh, with_features=False).lower(
+        variables, patches).compile()
     infer_compile_s = time.perf_counter() - start
     infer_flops = _flops(predict) * mesh.size / eval_size
-    infer_s = median_seconds(lambda: predict(state, patches), _REPEATS.value, _WARMUP.value)
-    trace(lambda: predict(state, patches), f"inference_batch{eval_size}")
+    infer_s = median_seconds(lambda: predict(variables, patches), _REPEATS.value, _WARMUP.value)
+    trace(lambda: predict(variables, patches), f"inference_batch{eval_size}")
     peak_bytes, _ = peak_memory_bytes()
 
     train_rate, infer_rate = batch_size / train_s, eval_size / infer_s
@@ -232,11 +234,11 @@ def bench_scene(config) -> Iterator[dict]:
     cube = data.fit_pca(scene.cube, bands).transform(scene.cube)
   batch_size = int((_EVAL_BATCH.value or [config.eval_batch_size])[0])
   mesh = steps.make_mesh({"--eval_batch_size": batch_size})
-  _, state = _model_and_state(config, mesh, bands, config.patch_size)
-  predict = steps.jit_predict_step(mesh, with_features=False)
+  model, state = _model_and_state(config, mesh, bands, config.patch_size)
+  predict = steps.jit_predict_step(model, mesh, with_features=False)
   start = time.perf_counter()
-  out = steps.predict_pixels(state, predict, mesh, cube, None, patch_size=config.patch_size,
-                             batch_size=batch_size)
+  out = steps.predict_pixels(steps.variables(state), predict, mesh, cube, None,
+                             patch_size=config.patch_size, batch_size=batch_size)
   jax.block_until_ready(out)
   seconds = time.perf_counter() - start  # includes one compilation, as a user's run does
   peak_bytes, memory_kind = peak_memory_bytes()
@@ -268,13 +270,14 @@ def bench_export(config) -> Iterator[dict]:
                                            sharding=sharded),
            "labels": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)}
   weights = jax.ShapeDtypeStruct((_CLASSES.value,), jnp.float32, sharding=replicated)
+  rate = jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated)
   patches = jax.ShapeDtypeStruct((eval_size, patch, patch, bands), jnp.float32,
                                  sharding=sharded)
   for dtype in ("float32", "bfloat16"):
-    _, state = _model_and_state(config, mesh, bands, patch, dtype, abstract=True)
-    programs = {"train": (steps.jit_train_step(mesh), (state, batch, weights), batch_size),
-                "predict": (steps.jit_predict_step(mesh, with_features=False), (state, patches),
-                            eval_size)}
+    model, state = _model_and_state(config, mesh, bands, patch, dtype, abstract=True)
+    programs = {"train": (steps.jit_train_step(mesh), (state, batch, weights, rate), batch_size),
+                "predict": (steps.jit_predict_step(model, mesh, with_features=False),
+                            (steps.variables(state), patches), eval_size)}
     for platform in export.PLATFORMS:
       for name, (step, args, size) in programs.items():
         start = time.perf_counter()

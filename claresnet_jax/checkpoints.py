@@ -7,9 +7,9 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from claresnet_jax.steps import TrainState
+from claresnet_jax.steps import TrainState, variables
 
-_ITEMS = ("state", "meta")
+_VARIABLES = "variables"  # the 'best' checkpoint's item: what prediction needs
 
 
 def test_checkpoint(config: ml_collections.ConfigDict) -> str:
@@ -23,25 +23,40 @@ def test_checkpoint(config: ml_collections.ConfigDict) -> str:
 
 
 def checkpoint_managers(workdir: pathlib.Path) -> dict[str, ocp.CheckpointManager]:
-  """'latest' (resume) and 'best' (best validation accuracy) managers, one checkpoint each.
+  """'latest' (the whole state, to resume) and 'best' (the variables of the best validation
+  accuracy, to test) managers, one checkpoint each.
 
-  Orbax writes into a temporary directory and renames it when complete, and
-  drops the older checkpoint only after that, so a failed save (a full disk)
-  leaves the previous checkpoint intact.
+  Orbax writes into a temporary directory and renames it when complete, and drops the
+  older checkpoint only after that, so a failed save (a full disk) leaves the previous
+  checkpoint intact. 'best' holds only what prediction needs (a third of the state: no
+  optimizer moments) and is written in the background while training goes on.
   """
-  options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False,
-                                         cleanup_tmp_directories=True)
-  return {name: ocp.CheckpointManager(workdir / "checkpoints" / name, options=options,
-                                      item_names=_ITEMS)
-          for name in ("latest", "best")}
+  def options(background: bool):
+    return ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=background,
+                                        cleanup_tmp_directories=True)
+  folder = workdir / "checkpoints"
+  return {"latest": ocp.CheckpointManager(folder / "latest", options=options(False),
+                                          item_names=("state", "meta")),
+          "best": ocp.CheckpointManager(folder / "best", options=options(True),
+                                        item_names=(_VARIABLES, "meta"))}
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, state: TrainState, meta: dict) -> None:
-  """Saves `state` and the loop's bookkeeping as step meta['epoch']; says what to do on failure."""
+  """Saves the whole `state` ('latest') and the loop's bookkeeping as step meta['epoch']."""
+  _save(manager, "state", state, meta)
+
+
+def save_variables(manager: ocp.CheckpointManager, state: TrainState, meta: dict) -> None:
+  """Saves what prediction needs of `state` ('best') and the bookkeeping, in the background."""
+  _save(manager, _VARIABLES, variables(state), meta)
+
+
+def _save(manager: ocp.CheckpointManager, item: str, tree, meta: dict) -> None:
+  """Saves `tree` as `item`, and `meta`, as step meta['epoch']; says what to do on failure."""
   epoch = meta["epoch"]
   try:
-    manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                meta=ocp.args.JsonSave(meta)))
+    manager.save(epoch, args=ocp.args.Composite(
+        **{item: ocp.args.StandardSave(tree)}, meta=ocp.args.JsonSave(meta)))
   except OSError as e:
     previous = [s for s in manager.all_steps() if s != epoch]
     kept = f"the previous checkpoint (epoch {max(previous)}) is intact" if previous else (
@@ -53,9 +68,29 @@ def save_checkpoint(manager: ocp.CheckpointManager, state: TrainState, meta: dic
 
 def restore_checkpoint(manager: ocp.CheckpointManager, target: TrainState,
                        step: int | None = None) -> tuple[TrainState, dict]:
-  """The state (shaped and sharded like `target`) and bookkeeping of `step` (default: latest)."""
+  """The whole state (shaped and sharded like `target`) and bookkeeping of a 'latest'
+  checkpoint's `step` (default: the latest)."""
   step = manager.latest_step() if step is None else step
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
   return restored["state"], dict(restored["meta"])
+
+
+def restore_variables(manager: ocp.CheckpointManager, target: dict, step: int | None = None
+                      ) -> tuple[dict, dict]:
+  """The {'params', 'batch_stats'} (shaped and sharded like `target`) and bookkeeping of
+  `step` (default: the latest) of either manager.
+
+  Only these arrays are read: of a 'latest' checkpoint, or of a 'best' one written when it
+  held the whole state, the optimizer state stays on disk.
+  """
+  step = manager.latest_step() if step is None else step
+  folder = pathlib.Path(manager.directory) / str(step)
+  item = folder / (_VARIABLES if (folder / _VARIABLES).is_dir() else "state")
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  restored = ocp.PyTreeCheckpointer().restore(item, args=ocp.args.PyTreeRestore(
+      item=abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+      partial_restore=True))
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  return {"params": restored["params"], "batch_stats": restored["batch_stats"]}, dict(meta)

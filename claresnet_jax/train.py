@@ -17,11 +17,12 @@ import numpy as np
 from sklearn.utils import class_weight
 import tqdm
 
-from claresnet_jax import data, models, precision
+from claresnet_jax import data, precision
 from claresnet_jax.checkpoints import checkpoint_managers, restore_checkpoint, save_checkpoint
-from claresnet_jax.checkpoints import test_checkpoint
-from claresnet_jax.steps import create_train_state, jit_predict_step, jit_train_step, make_mesh
-from claresnet_jax.steps import make_optimizer, predict_pixels
+from claresnet_jax.checkpoints import save_variables, test_checkpoint
+from claresnet_jax.steps import create_model, create_train_state, jit_predict_step
+from claresnet_jax.steps import jit_train_step, learning_rate_schedule, make_mesh
+from claresnet_jax.steps import make_optimizer, predict_pixels, variables
 from claresnet_jax.workdirs import claim_workdir, prepare_dataset
 
 _PART_NAMES = {"val": "validation", "test": "test"}
@@ -80,7 +81,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   """Trains with validation every epoch and early stopping; resumes a run left in `workdir`.
 
   With `config.num_runs` > 1, runs `num_runs` seeds (seed, seed + 1, ...) into
-  workdir/run_<i>, one after the other.
+  workdir/run_<i>, one after the other; they share one compiled training step.
   """
   workdir = pathlib.Path(workdir).absolute()
   precision.use(config)
@@ -112,10 +113,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # The monitored part: validation pixels, or on a split without any, the test pixels (seen,
   # never used to choose anything, when the last epoch is tested).
   monitored = "val" if len(dataset.split.val) else "test"
-  model = models.create_model(config.model.name, dataset.scene.num_classes, **config.model.kwargs)
-  tx, schedule = make_optimizer(config, steps_per_epoch)
-  state = create_train_state(model, tx, (config.patch_size, config.patch_size,
-                                         dataset.cube.shape[-1]), config.seed, mesh)
+  model = create_model(config.model.name, dataset.scene.num_classes, **config.model.kwargs)
+  schedule = learning_rate_schedule(config, steps_per_epoch)
+  state = create_train_state(model, make_optimizer(config), (config.patch_size, config.patch_size,
+                                                             dataset.cube.shape[-1]),
+                             config.seed, mesh)
   managers = checkpoint_managers(workdir)
   meta = {"epoch": 0, "best_epoch": 0, "best_val_accuracy": -1.0}
   if managers["latest"].latest_step() is not None:
@@ -132,18 +134,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     weights = class_weight.compute_class_weight(
         "balanced", classes=np.arange(dataset.scene.num_classes), y=dataset.labels["train"])
   weights = jax.device_put(jnp.asarray(weights, jnp.float32), NamedSharding(mesh, P()))
-  step_fn, predict_fn = jit_train_step(mesh), jit_predict_step(mesh, with_features=False)
+  predict_fn = jit_predict_step(model, mesh, with_features=False)
   every = config.get("eval_every_epochs") or 1
 
   while not _finished(config, meta, selection):
     epoch = meta["epoch"] + 1
     start = time.perf_counter()
-    state, train_metrics = _train_epoch(config, dataset, mesh, step_fn, state, weights, epoch,
+    first_step = (epoch - 1) * steps_per_epoch
+    rates = np.asarray(schedule(np.arange(first_step, first_step + steps_per_epoch)), np.float32)
+    state, train_metrics = _train_epoch(config, dataset, mesh, state, weights, rates, epoch,
                                         managers["latest"])
     record = {"epoch": epoch, "step": epoch * steps_per_epoch,
-              "learning_rate": float(schedule(epoch * steps_per_epoch - 1)), **train_metrics}
+              "learning_rate": float(rates[-1]), **train_metrics}
     if epoch % every == 0 or epoch == config.num_epochs:
-      probabilities = predict_pixels(state, predict_fn, mesh, dataset.cube,
+      probabilities = predict_pixels(variables(state), predict_fn, mesh, dataset.cube,
                                      getattr(dataset.split, monitored),
                                      patch_size=config.patch_size,
                                      batch_size=config.eval_batch_size,
@@ -152,13 +156,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       record[f"{monitored}_loss"] = float(-np.mean(np.log(np.maximum(
           probabilities[np.arange(len(labels)), labels], 1e-30))))
       record[f"{monitored}_accuracy"] = float(np.mean(probabilities.argmax(-1) == labels))
-    record["epoch_seconds"] = time.perf_counter() - start
-    writer.write(record)
     meta = dict(meta, epoch=epoch)
+    saving = time.perf_counter()
     if selection == "best" and record.get("val_accuracy", -1.0) > meta["best_val_accuracy"]:
       meta.update(best_epoch=epoch, best_val_accuracy=record["val_accuracy"])
-      save_checkpoint(managers["best"], state, meta)
+      save_variables(managers["best"], state, meta)
     save_checkpoint(managers["latest"], state, meta)
+    record["checkpoint_seconds"] = time.perf_counter() - saving
+    record["epoch_seconds"] = time.perf_counter() - start
+    writer.write(record)
     logging.info("epoch %d/%d: train loss %.4f accuracy %.4f%s, %.1f s", epoch,
                  config.num_epochs, record["train_loss"], record["train_accuracy"],
                  _monitored_summary(record, monitored, meta, selection), record["epoch_seconds"])
@@ -166,6 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     logging.info("Stopped early after epoch %d: no better validation accuracy for %d epochs",
                  meta["epoch"], config.patience)
   for manager in managers.values():
+    manager.wait_until_finished()
     manager.close()
 
 
@@ -186,33 +193,41 @@ def _monitored_summary(record: Mapping, monitored: str, meta: Mapping, selection
   return line
 
 
-def _train_epoch(config, dataset, mesh, step_fn, state, weights, epoch, latest_manager):
-  """One pass over the training pixels; stops the run on a non-finite loss."""
+def _train_epoch(config, dataset, mesh, state, weights, rates, epoch, latest_manager):
+  """One pass over the training pixels at the learning rates `rates`, one a step; stops the
+  run on a non-finite loss.
+
+  Steps are dispatched ahead: the losses are checked (and shown) a few steps behind the
+  one being computed, so the host never waits for the device mid-epoch.
+  """
   sharded = NamedSharding(mesh, P("data"))
+  step_fn = jit_train_step(mesh)
   batches: Iterator = data.train_batches(
       dataset.cube, dataset.split.train, dataset.labels["train"], patch_size=config.patch_size,
       batch_size=config.batch_size, seed=config.seed, epoch=epoch, augment=config.augment,
       process_index=jax.process_index(), process_count=jax.process_count())
-  first_step = int(state.step)
-  history = []
-  bar = tqdm.tqdm(batches, total=len(dataset.split.train) // config.batch_size,
-                  desc=f"epoch {epoch}/{config.num_epochs}",
+  first_step = (epoch - 1) * len(rates)
+  metrics, fetched = [], []
+  bar = tqdm.tqdm(batches, total=len(rates), desc=f"epoch {epoch}/{config.num_epochs}",
                   disable=jax.process_index() != 0)
   for i, batch in enumerate(bar):
     batch = jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharded, x), batch)
-    state, metrics = step_fn(state, batch, weights)
-    history.append(metrics)
-    if i % 10 == 9 or i + 1 == bar.total:
-      losses = np.array([m["loss"] for m in history])
-      _check_finite(losses, first_step, latest_manager)
-      bar.set_postfix(loss=f"{losses.mean():.4f}",
-                      accuracy=f"{np.mean([m['accuracy'] for m in history]):.4f}")
+    state, step_metrics = step_fn(state, batch, weights, rates[i])
+    metrics.append(step_metrics)
+    if i % 10 == 9:  # the steps up to two behind this one have finished or nearly
+      fetched += jax.device_get(metrics[len(fetched):i - 1])
+      _check_finite(fetched, first_step, latest_manager)
+      bar.set_postfix(loss=f"{np.mean([m['loss'] for m in fetched]):.4f}",
+                      accuracy=f"{np.mean([m['accuracy'] for m in fetched]):.4f}")
   bar.close()
-  return state, {"train_loss": float(np.mean([m["loss"] for m in history])),
-                 "train_accuracy": float(np.mean([m["accuracy"] for m in history]))}
+  fetched += jax.device_get(metrics[len(fetched):])
+  _check_finite(fetched, first_step, latest_manager)
+  return state, {"train_loss": float(np.mean([m["loss"] for m in fetched])),
+                 "train_accuracy": float(np.mean([m["accuracy"] for m in fetched]))}
 
 
-def _check_finite(losses: np.ndarray, first_step: int, latest_manager) -> None:
+def _check_finite(metrics: list[dict], first_step: int, latest_manager) -> None:
+  losses = np.array([m["loss"] for m in metrics])
   bad = np.flatnonzero(~np.isfinite(losses))
   if bad.size:
     last = latest_manager.latest_step()

@@ -4,24 +4,24 @@ state its protocol tests, restored on a mesh to predict pixels with.
 import os
 import pathlib
 
+import flax
 import jax
+from jax.sharding import NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 
-from claresnet_jax import models
-from claresnet_jax.checkpoints import checkpoint_managers, restore_checkpoint, test_checkpoint
-from claresnet_jax.steps import TrainState, create_train_state, jit_predict_step, make_mesh
-from claresnet_jax.steps import make_optimizer, predict_pixels
+from claresnet_jax import data
+from claresnet_jax.checkpoints import checkpoint_managers, restore_variables, test_checkpoint
+from claresnet_jax.steps import create_model, jit_predict_step, make_mesh, predict_pixels
 from claresnet_jax.workdirs import load_classes, load_config, prepare_dataset
 
 
 class TrainedRun:
   """A run restored from its workdir at the checkpoint its protocol tests, to predict with.
 
-  Without its dataset, only config.json, classes.json and the checkpoint are
-  read, so a run predicts where its training scene is not at hand. Each
-  predict step compiles on its first use; later calls reuse the program (the
-  batch shape never changes).
+  Without its dataset, only config.json, classes.json, pca.npz's size and the
+  checkpoint's variables are read, so a run predicts where its training scene is
+  not at hand. The predict steps are compiled once per batch shape (steps.jit_predict_step).
   """
 
   def __init__(self, workdir: str | os.PathLike, *, with_dataset: bool = False):
@@ -36,10 +36,8 @@ class TrainedRun:
       self.class_names = list(self.dataset.scene.class_names)
     self.mesh = make_mesh({"config.eval_batch_size": self.config.eval_batch_size})
     # meta: the loop's bookkeeping at that checkpoint (epoch, best epoch and validation accuracy).
-    self.state, self.meta = restore_tested(self.config, self.workdir, len(self.class_ids),
-                                           self.mesh)
-    self._steps = {with_features: jit_predict_step(self.mesh, with_features)
-                   for with_features in (False, True)}
+    self.model, self.variables, self.meta = restore_tested(
+        self.config, self.workdir, len(self.class_ids), self.mesh)
 
   def predict(self, cube: np.ndarray, pixels: np.ndarray | None, *,
               with_features: bool = False, desc: str | None = None) -> dict[str, np.ndarray]:
@@ -49,18 +47,19 @@ class TrainedRun:
     `cube` is a scene projected with the run's PCA; pixels None means every
     pixel, row-major. `desc` names a progress bar.
     """
-    return predict_pixels(self.state, self._steps[with_features], self.mesh, cube, pixels,
-                          patch_size=self.config.patch_size,
+    return predict_pixels(self.variables, jit_predict_step(self.model, self.mesh, with_features),
+                          self.mesh, cube, pixels, patch_size=self.config.patch_size,
                           batch_size=self.config.eval_batch_size, desc=desc)
 
 
 def restore_tested(config: ml_collections.ConfigDict, workdir: pathlib.Path, num_classes: int,
-                   mesh: jax.sharding.Mesh) -> tuple[TrainState, dict]:
-  """The state the run's protocol tests (`test_checkpoint`), sharded for `mesh`, and its
-  bookkeeping.
+                   mesh: jax.sharding.Mesh) -> tuple[flax.linen.Module, dict, dict]:
+  """The run's model, the variables of the checkpoint its protocol tests (`test_checkpoint`),
+  replicated over `mesh`, and that checkpoint's bookkeeping.
 
-  Shared by evaluation, comparison and prediction (`TrainedRun`); only shapes
-  come from the config, so the training scene is not needed.
+  Shared by evaluation, comparison and prediction (`TrainedRun`); only shapes come from
+  the config and pca.npz, so the training scene is not needed, and the optimizer state
+  is never read.
   """
   last = test_checkpoint(config) == "last"
   folder = workdir / "checkpoints" / ("latest" if last else "best")
@@ -68,14 +67,17 @@ def restore_tested(config: ml_collections.ConfigDict, workdir: pathlib.Path, num
     raise FileNotFoundError(
         f"No checkpoint in {folder}: training in {workdir} has not finished an epoch. "
         f"Run python train.py --config <config> --workdir {workdir} first.")
-  model = models.create_model(config.model.name, num_classes, **config.model.kwargs)
-  tx, _ = make_optimizer(config, steps_per_epoch=1)  # the schedule shapes no array
-  target = create_train_state(
-      model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
-      mesh, abstract=True)
+  model = create_model(config.model.name, num_classes, **config.model.kwargs)
+  bands = config.pca.components or data.PCA.load(workdir / "pca.npz").n_components
+  patches = jax.ShapeDtypeStruct((1, config.patch_size, config.patch_size, bands), np.float32)
+  shapes = jax.eval_shape(lambda x: model.init(
+      {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False), patches)
+  replicated = NamedSharding(mesh, P())
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                        {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})})
   manager = checkpoint_managers(workdir)["latest" if last else "best"]
   try:
-    state, meta = restore_checkpoint(manager, target)
+    variables, meta = restore_variables(manager, target)
   finally:
     manager.close()
   if last and meta["epoch"] < config.num_epochs:
@@ -83,4 +85,4 @@ def restore_tested(config: ml_collections.ConfigDict, workdir: pathlib.Path, num
         f"{workdir} has trained {meta['epoch']} of its {config.num_epochs} epochs, and its "
         "config tests the last epoch (config.test_checkpoint='last'): rerun the same train.py "
         "command to finish training")
-  return state, meta
+  return model, variables, meta

@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import pathlib
-import shutil
 import subprocess
 import sys
 import time

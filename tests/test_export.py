@@ -18,7 +18,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
-from claresnet_jax import export, models, steps
+from claresnet_jax import export, steps
 from configs import ip
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,26 +50,27 @@ def paper(tmp_path_factory):
 
 
 def _abstract(dtype: str):
-  """The paper model's abstract state on one CPU device, its mesh and the step arguments."""
+  """The paper model, its abstract state on one CPU device, its mesh and the step arguments."""
   config = ip.get_config()
   mesh = steps.make_mesh({"batch": 16, "eval": 32}, devices=jax.devices("cpu")[:1])
-  model = models.create_model(config.model.name, 16, **{**config.model.kwargs, "dtype": dtype})
-  tx, _ = steps.make_optimizer(config, steps_per_epoch=100)
-  state = steps.create_train_state(model, tx, (11, 11, 30), config.seed, mesh, abstract=True)
+  model = steps.create_model(config.model.name, 16, **{**config.model.kwargs, "dtype": dtype})
+  state = steps.create_train_state(model, steps.make_optimizer(config), (11, 11, 30),
+                                   config.seed, mesh, abstract=True)
   sharded = NamedSharding(mesh, P("data"))
   batch = {"patches": jax.ShapeDtypeStruct((16, 11, 11, 30), jnp.float32, sharding=sharded),
            "labels": jax.ShapeDtypeStruct((16,), jnp.int32, sharding=sharded)}
   patches = jax.ShapeDtypeStruct((32, 11, 11, 30), jnp.float32, sharding=sharded)
-  return mesh, state, batch, patches
+  return model, mesh, state, batch, patches
 
 
 @pytest.fixture(scope="module")
 def cpu_predict():
-  """The paper model's float32 prediction step compiled for the CPU: its mesh, abstract
-  arguments (state, patches) and the compiled step."""
-  mesh, state, _, patches = _abstract("float32")
-  step = steps.jit_predict_step(mesh, with_features=False)
-  return mesh, (state, patches), step.lower(state, patches).compile()
+  """The paper model's float32 prediction step compiled for the CPU: its model, mesh,
+  abstract arguments (variables, patches) and the compiled step."""
+  model, mesh, state, _, patches = _abstract("float32")
+  step = steps.jit_predict_step(model, mesh, with_features=False)
+  variables = steps.variables(state)
+  return model, mesh, (variables, patches), step.lower(variables, patches).compile()
 
 
 def _shapes(leaves) -> list[tuple]:
@@ -110,25 +111,29 @@ def test_only_the_cpu_train_step_has_the_cpu_kernel_gradient_path(paper):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_exported_steps_take_and_return_what_the_jitted_steps_do(paper, dtype):
   _, artifacts, _ = paper
-  mesh, state, batch, patches = _abstract(dtype)
+  _, mesh, state, batch, patches = _abstract(dtype)
   weights = jax.ShapeDtypeStruct((16,), jnp.float32)
+  rate = jax.ShapeDtypeStruct((), jnp.float32)
   state_leaves = jax.tree.leaves(state)
   n = len(state_leaves)
   metrics = [((), jnp.dtype(jnp.float32))] * 2  # accuracy and loss
   for platform in export.PLATFORMS:
     step = artifacts[platform, dtype, "train"]
     assert step.nr_devices == 1
-    assert _shapes(step.in_avals) == _shapes(jax.tree.leaves((state, batch, weights)))
-    # The batch (its dict's keys in order: labels, patches) and the class weights.
+    assert _shapes(step.in_avals) == _shapes(jax.tree.leaves((state, batch, weights, rate)))
+    # The batch (its dict's keys in order: labels, patches), the class weights and the rate.
     assert _shapes(step.in_avals)[n:] == [((16,), jnp.int32), ((16, 11, 11, 30), jnp.float32),
-                                          ((16,), jnp.float32)]
+                                          ((16,), jnp.float32), ((), jnp.float32)]
     assert _shapes(step.out_avals) == _shapes(state_leaves) + metrics
-    # Batches sharded over the 'data' axis; the state, class weights and outputs replicated.
-    assert [s.spec for s in step.in_shardings_jax(mesh)] == [P()] * n + [P("data")] * 2 + [P()]
+    # Batches sharded over the 'data' axis; the state, class weights, rate and outputs
+    # replicated.
+    assert [s.spec for s in step.in_shardings_jax(mesh)] == (
+        [P()] * n + [P("data")] * 2 + [P()] * 2)
     assert [s.spec for s in step.out_shardings_jax(mesh)] == [P()] * (n + 2)
     predict = artifacts[platform, dtype, "predict"]
-    assert _shapes(predict.in_avals) == _shapes(state_leaves) + [((32, 11, 11, 30),
-                                                                  jnp.float32)]
+    variable_leaves = jax.tree.leaves(steps.variables(state))
+    assert _shapes(predict.in_avals) == _shapes(variable_leaves) + [((32, 11, 11, 30),
+                                                                     jnp.float32)]
     assert _shapes(predict.out_avals) == [((32, 16), jnp.float32)]
 
 
@@ -155,7 +160,7 @@ def test_flops_per_sample_agree_across_platforms_and_with_the_cpu_compiled_step(
   # bench's figure, from the CPU-compiled step (one device). XLA:CPU's passes rewrite the
   # program before it is counted, which changes the count of elementwise operations, not of
   # the convolutions and matmuls that are nearly all the FLOPs: within 5% (0.2% measured).
-  _, _, compiled = cpu_predict
+  _, _, _, compiled = cpu_predict
   compiled_flops = compiled.cost_analysis()["flops"] / 32
   assert flops["cuda", "float32", "predict"] == pytest.approx(compiled_flops, rel=0.05)
 
@@ -174,14 +179,14 @@ def _filled(abstract, seed: int):
 def test_an_artifact_loaded_from_its_file_computes_what_the_jitted_step_does(paper, cpu_predict):
   """The CPU prediction step's artifact, called as docs/throughput.md shows."""
   rows, _, _ = paper
-  mesh, abstract, compiled = cpu_predict
-  state, patches = _filled(abstract, 0)
+  model, mesh, abstract, compiled = cpu_predict
+  variables, patches = _filled(abstract, 0)
   with open(rows["cpu", "float32", "predict"]["file"], "rb") as f:
     exported = jax.export.deserialize(f.read())
-  outputs = exported.call(*jax.tree.leaves((state, patches)))
-  step = steps.jit_predict_step(mesh, with_features=False)
-  probabilities = jax.tree.unflatten(jax.tree.structure(jax.eval_shape(step, state, patches)),
-                                     outputs)["probabilities"]
-  expected = compiled(state, patches)["probabilities"]
+  outputs = exported.call(*jax.tree.leaves((variables, patches)))
+  step = steps.jit_predict_step(model, mesh, with_features=False)
+  probabilities = jax.tree.unflatten(
+      jax.tree.structure(jax.eval_shape(step, variables, patches)), outputs)["probabilities"]
+  expected = compiled(variables, patches)["probabilities"]
   assert np.ptp(np.asarray(expected), axis=-1).min() > 1e-3  # not a uniform output
   np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 import pytest
 
-from claresnet_jax import evaluate, models, predict, steps, train, trained_runs, workdirs
+from claresnet_jax import checkpoints, evaluate, models, predict, steps, train, trained_runs
+from claresnet_jax import workdirs
 
 
 @pytest.fixture(autouse=True)
@@ -48,26 +48,30 @@ def test_bfloat16_run_learns_and_saves_float32_state(bfloat16_run):
   # 30 validation pixels in each of six classes: chance is 1/6.
   assert train.read_history(bfloat16_run)[-1]["val_accuracy"] > 0.5
   config = workdirs.load_config(bfloat16_run)
-  state, _ = trained_runs.restore_tested(config, bfloat16_run, 6, steps.make_mesh({}))
-  assert _float_dtypes((state.params, state.opt_state, state.batch_stats)) == {
-      np.dtype("float32")}
+  _, variables, _ = trained_runs.restore_tested(config, bfloat16_run, 6, steps.make_mesh({}))
+  assert _float_dtypes(variables) == {np.dtype("float32")}
+  manager = checkpoints.checkpoint_managers(bfloat16_run)["latest"]
+  state = jax.tree.map(np.asarray, manager.restore(manager.latest_step())["state"])
+  manager.close()
+  assert _float_dtypes((state["params"], state["opt_state"])) == {np.dtype("float32")}
 
 
-def test_train_step_computes_in_bfloat16_with_float32_logits_loss_and_state():
+def test_train_step_computes_in_bfloat16_with_float32_logits_loss_and_state(tiny_config):
   model = models.create_model("claresnet", 6, emb_dim=16, base_channels=8, num_layers=1,
                               dtype="bfloat16")
-  state = steps.create_train_state(model, optax.adamw(1e-3), (5, 5, 6), 0, steps.make_mesh({}),
-                                   abstract=True)
+  state = steps.create_train_state(model, steps.make_optimizer(tiny_config()), (5, 5, 6), 0,
+                                   steps.make_mesh({}), abstract=True)
+  rate = jax.ShapeDtypeStruct((), jnp.float32)
   batch = {"patches": jax.ShapeDtypeStruct((4, 5, 5, 6), jnp.float32),
            "labels": jax.ShapeDtypeStruct((4,), jnp.int32)}
   weights = jax.ShapeDtypeStruct((6,), jnp.float32)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   # The softmax of the loss and of prediction sees float32 logits.
   assert jax.eval_shape(model.apply, variables, batch["patches"]).dtype == jnp.float32
-  assert jax.eval_shape(lambda s, x: steps.predict_step(s, x, False), state, batch["patches"])[
-      "probabilities"].dtype == jnp.float32
+  assert jax.eval_shape(lambda v, x: steps.predict_step(model, v, x, False), variables,
+                        batch["patches"])["probabilities"].dtype == jnp.float32
   step, (new_state, metrics) = jax.make_jaxpr(steps.train_step, return_shape=True)(
-      state, batch, weights)
+      state, batch, weights, rate)
   assert metrics["loss"].dtype == jnp.float32
   assert _float_dtypes(new_state) == {np.dtype("float32")}
   convolutions = [line for line in str(step).splitlines() if "conv_general_dilated" in line]
@@ -84,14 +88,12 @@ def test_eval_and_predict_compute_as_the_run_trained(bfloat16_run, monkeypatch):
   config = workdirs.load_config(bfloat16_run)
   dataset = workdirs.prepare_dataset(config, bfloat16_run)
   mesh = steps.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  state, _ = trained_runs.restore_tested(config, bfloat16_run, 6, mesh)
-  float32 = state.replace(apply_fn=state.apply_fn.__self__.clone(dtype="float32").apply)
-  step = steps.jit_predict_step(mesh, with_features=False)
+  model, variables, _ = trained_runs.restore_tested(config, bfloat16_run, 6, mesh)
   computed = {
-      name: steps.predict_pixels(s, step, mesh, dataset.cube, dataset.split.test,
-                                 patch_size=config.patch_size,
+      name: steps.predict_pixels(variables, steps.jit_predict_step(m, mesh, False), mesh,
+                                 dataset.cube, dataset.split.test, patch_size=config.patch_size,
                                  batch_size=config.eval_batch_size)["probabilities"]
-      for name, s in (("bfloat16", state), ("float32", float32))}
+      for name, m in (("bfloat16", model), ("float32", model.clone(dtype="float32")))}
   with np.load(bfloat16_run / "predictions.npz") as p:
     reported = p["probabilities"]
   np.testing.assert_allclose(reported, computed["bfloat16"], atol=1e-6)
@@ -101,7 +103,7 @@ def test_eval_and_predict_compute_as_the_run_trained(bfloat16_run, monkeypatch):
   jax.config.update("jax_default_matmul_precision", None)
   predictor = predict.Predictor(bfloat16_run)
   assert jax.config.jax_default_matmul_precision == "highest"
-  assert predictor.state.apply_fn.__self__.dtype == "bfloat16"
+  assert predictor.model.dtype == "bfloat16"
 
 
 def test_a_workdir_saved_before_the_keys_computes_in_float32_at_default_precision(
@@ -114,8 +116,8 @@ def test_a_workdir_saved_before_the_keys_computes_in_float32_at_default_precisio
   jax.config.update("jax_default_matmul_precision", "highest")  # left by an earlier run
   predictor = predict.Predictor(workdir)
   assert jax.config.jax_default_matmul_precision is None
-  assert predictor.state.apply_fn.__self__.dtype == "float32"
-  assert _float_dtypes(predictor.state.params) == {np.dtype("float32")}
+  assert predictor.model.dtype == "float32"
+  assert _float_dtypes(predictor.variables) == {np.dtype("float32")}
   # It resumes with the keys at the values their absence means, and with no others.
   config = workdirs.load_config(bfloat16_run)
   config.model.kwargs.dtype, config.matmul_precision = "float32", "default"

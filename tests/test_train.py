@@ -6,6 +6,7 @@ between the test processes through a persistent compilation cache.
 """
 import errno
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -107,16 +108,18 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   patches = np.stack([padded[r:r + config.patch_size, c:c + config.patch_size]
                       for r, c in pixels])
   model = models.create_model("claresnet", 6, **config.model.kwargs)
-  tx, _ = steps.make_optimizer(config, 1)
-  target = steps.create_train_state(model, tx, patches.shape[1:], 0, steps.make_mesh({}),
-                                    abstract=True)
+  target = steps.variables(steps.create_train_state(
+      model, steps.make_optimizer(config), patches.shape[1:], 0, steps.make_mesh({}),
+      abstract=True))
   manager = checkpoints.checkpoint_managers(trained_run)["best"]
-  state, meta = checkpoints.restore_checkpoint(manager, target)
+  # The best checkpoint holds what prediction needs, not the optimizer state.
+  assert sorted(p.name for p in (manager.directory / str(manager.latest_step())).iterdir()
+                if p.is_dir()) == ["meta", "variables"]
+  variables, meta = checkpoints.restore_variables(manager, target)
   manager.close()
   assert meta["epoch"] == json.loads((trained_run / "metrics.json").read_text())[
       "checkpoint_epoch"]
-  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(
-      {"params": state.params, "batch_stats": state.batch_stats}, jnp.asarray(patches))
+  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, jnp.asarray(patches))
   np.testing.assert_array_equal(np.argmax(logits, -1), predictions)
   np.testing.assert_allclose(jax.nn.softmax(logits), probabilities, atol=1e-5)
 
@@ -144,7 +147,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_conf
   for name in ("whole", "resumed"):
     history = train.read_history(tmp_path / name)
     for h in history:
-      del h["epoch_seconds"]
+      del h["epoch_seconds"], h["checkpoint_seconds"]
     states[name] = (_restore(config, tmp_path / name, "latest"), history)
   (whole, whole_history), (resumed, resumed_history) = states["whole"], states["resumed"]
   assert [h["epoch"] for h in resumed_history] == [1, 2]
@@ -153,6 +156,30 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_conf
   chex.assert_trees_all_equal(resumed[0].opt_state, whole[0].opt_state)
   chex.assert_trees_all_equal(resumed[0].batch_stats, whole[0].batch_stats)
   assert int(resumed[0].step) == int(whole[0].step) and resumed[1] == whole[1]
+
+
+def test_the_seeds_of_a_disjoint_split_share_one_compiled_step(tmp_path, tiny_config,
+                                                                compile_cache, caplog):
+  """Each seed has its own training-set size, so its own schedule length: the schedule is an
+  input of the step, not part of its program, and the step and model are built once."""
+  config = tiny_config()
+  config.split.protocol = "disjoint"
+  config.split.options = ml_collections.ConfigDict()
+  config.optimizer.update(schedule="cosine", warmup_epochs=0.5)
+  config.update(num_runs=3, num_epochs=1, patience=1)
+  jax.config.update("jax_log_compiles", True)
+  try:
+    with caplog.at_level(logging.WARNING, logger="jax"):
+      train.train_and_evaluate(config, tmp_path)
+  finally:
+    jax.config.update("jax_log_compiles", False)
+  sizes = {len(np.load(tmp_path / f"run_{i}" / "split.npz")["train"]) // config.batch_size
+           for i in range(3)}
+  assert len(sizes) > 1, sizes  # steps per epoch differ between the seeds
+  compiled = [r.getMessage().split(" with ")[0] for r in caplog.records
+              if r.getMessage().startswith("Compiling ")]
+  assert compiled.count("Compiling jit(train_step)") == 1, compiled
+  assert compiled.count("Compiling jit(predict_step)") == 1, compiled
 
 
 def test_several_seeds_and_their_summary(tmp_path, tiny_config, compile_cache, monkeypatch):
@@ -201,7 +228,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(
 
 def test_full_disk_keeps_previous_checkpoint(trained_run, tmp_path, monkeypatch):
   config = workdirs.load_config(trained_run)
-  state, meta = _restore(config, trained_run, "best")
+  state, meta = _restore(config, trained_run, "latest")
   manager = checkpoints.checkpoint_managers(tmp_path)["latest"]
   checkpoints.save_checkpoint(manager, state, dict(meta, epoch=1))
 
@@ -349,9 +376,9 @@ def test_excluded_classes_are_left_out_of_the_dataset(tmp_path, tiny_config):
 
 def _restore(config, workdir, which):
   model = models.create_model(config.model.name, 6, **config.model.kwargs)
-  tx, _ = steps.make_optimizer(config, 1)  # the schedule's length changes no shape
   target = steps.create_train_state(
-      model, tx, (config.patch_size, config.patch_size, config.pca.components), config.seed,
+      model, steps.make_optimizer(config),
+      (config.patch_size, config.patch_size, config.pca.components), config.seed,
       steps.make_mesh({}), abstract=True)
   manager = checkpoints.checkpoint_managers(workdir)[which]
   try:

@@ -32,7 +32,7 @@ assert jax.device_count() == 4, jax.devices()
 # reduction-order rounding of a near-zero gradient g in proportion to lr.
 config = default.get_config()  # AdamW, weight decay 1e-2, a constant rate
 config.optimizer.learning_rate = 1e-3
-tx, _ = steps.make_optimizer(config, 10)
+tx = steps.make_optimizer(config)
 model = models.create_model("claresnet", 6, **json.loads(sys.argv[2]))
 rng = np.random.default_rng(0)
 batch = {"patches": rng.normal(size=(16, 5, 5, 6)).astype(np.float32),
@@ -54,7 +54,8 @@ for name, mesh in (("one", mesh1), ("four", mesh4)):
   sharded = jax.device_put(batch, NamedSharding(mesh, P("data")))
   assert len(sharded["patches"].addressable_shards) == mesh.size
   new, metrics = steps.jit_train_step(mesh)(jax.device_put(initial, replicated), sharded,
-                                            jax.device_put(weights, replicated))
+                                            jax.device_put(weights, replicated),
+                                            np.float32(config.optimizer.learning_rate))
   assert new.params["head_5"]["kernel"].sharding.is_fully_replicated
   save(name, {"params": new.params, "batch_stats": new.batch_stats,
               "opt_state": new.opt_state, "metrics": metrics})
@@ -197,9 +198,9 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_
   config = workdirs.load_config(tmp_path / "single")
   dataset = workdirs.prepare_dataset(config, tmp_path / "single")
   model = models.create_model("ssrn", 6)
-  tx, _ = steps.make_optimizer(config, 1)
   mesh = steps.make_mesh({"config.eval_batch_size": config.eval_batch_size})
-  target = steps.create_train_state(model, tx, (5, 5, 8), config.seed, mesh, abstract=True)
+  target = steps.create_train_state(model, steps.make_optimizer(config), (5, 5, 8), config.seed,
+                                    mesh, abstract=True)
   probabilities = {}
   for name in ("single", "multi"):
     manager = checkpoints.checkpoint_managers(tmp_path / name)["latest"]
@@ -207,6 +208,7 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_
     manager.close()
     assert meta["epoch"] == 2 and int(state.step) == 2 * 240 // config.batch_size
     probabilities[name] = steps.predict_pixels(
-        state, steps.jit_predict_step(mesh, with_features=False), mesh, dataset.cube,
-        dataset.split.val, patch_size=5, batch_size=config.eval_batch_size)["probabilities"]
+        steps.variables(state), steps.jit_predict_step(model, mesh, with_features=False), mesh,
+        dataset.cube, dataset.split.val, patch_size=5,
+        batch_size=config.eval_batch_size)["probabilities"]
   np.testing.assert_allclose(probabilities["multi"], probabilities["single"], atol=1e-5)

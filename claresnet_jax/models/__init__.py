@@ -1,4 +1,8 @@
-"""Models by name: CLAReSNet and the baselines it is compared with."""
+"""Models by name: CLAReSNet and the baselines it is compared with.
+
+Each maps (B, H, W, bands) patches to logits as `classify(features(x))`, so that one
+forward pass gives both the embedding and the logits.
+"""
 import flax.linen as nn
 
 from claresnet_jax.models import hybridsn, spectralformer, ssrn

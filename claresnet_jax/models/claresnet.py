@@ -82,11 +82,15 @@ class CLAReSNet(nn.Module):
     fused = self.cross_attn(stack[:, -1:], stack, deterministic=not train)[:, 0]
     return self.cross_norm(fused + summaries[-1]).astype(jnp.float32)
 
-  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    """(B, H, W, T) patches -> (B, num_classes) logits."""
-    h = self.head_1(self.head_0(self.features(x, train)), deterministic=not train)
+  def classify(self, features: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    """(B, emb_dim) features -> (B, num_classes) logits: the head."""
+    h = self.head_1(self.head_0(features), deterministic=not train)
     h = self.head_4(gelu(self.head_2(h)), deterministic=not train)
     return self.head_5(h)
+
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    """(B, H, W, T) patches -> (B, num_classes) logits."""
+    return self.classify(self.features(x, train), train)
 
 
 def _check_patches(x) -> None:

@@ -54,5 +54,9 @@ class HybridSN(nn.Module):
       x = self.drop(nn.relu(dense(x)), deterministic=not train)
     return x
 
+  def classify(self, features: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    return self.head(features)
+
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    return self.head(self.features(x, train))
+    return self.classify(self.features(x, train), train)

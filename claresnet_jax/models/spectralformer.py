@@ -129,5 +129,9 @@ class SpectralFormer(nn.Module):
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
     return self.encoder(x, train)
 
+  def classify(self, features: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    return self.head(self.norm(features))
+
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    return self.head(self.norm(self.features(x, train)))
+    return self.classify(self.features(x, train), train)

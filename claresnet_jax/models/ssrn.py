@@ -87,6 +87,8 @@ class SSRN(nn.Module):
   def features(self, x: jax.Array, train: bool = False) -> jax.Array:
     return self.trunk(x, train)
 
+  def classify(self, features: jax.Array, train: bool = False) -> jax.Array:
+    return self.head(self.drop(features, deterministic=not train))
+
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    x = self.drop(self.features(x, train), deterministic=not train)
-    return self.head(x)
+    return self.classify(self.features(x, train), train)
