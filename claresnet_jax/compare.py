@@ -59,8 +59,8 @@ def run_config(config: ml_collections.ConfigDict, name: str, seed: int
   return run
 
 
-def check_models(config: ml_collections.ConfigDict, names: Sequence[str],
-                 num_classes: int) -> None:
+def check_models(config: ml_collections.ConfigDict, names: Sequence[str], num_classes: int,
+                 scene_bands: int) -> None:
   """Raises ValueError, before anything trains, on a model that cannot run with `config`."""
   unknown = [n for n in names if n not in models.MODELS and n not in classical.CLASSIFIERS]
   if unknown:
@@ -85,17 +85,18 @@ def check_models(config: ml_collections.ConfigDict, names: Sequence[str],
     model = models.create_model(name, num_classes, **run.model.kwargs)
     if hasattr(model, "check_input"):  # Models that take any patch have none.
       try:
-        model.check_input(run.patch_size, run.pca.components)
+        model.check_input(run.patch_size, run.pca.components or scene_bands)
       except ValueError as e:
         raise ValueError(f"--models {name} cannot take config.patch_size={run.patch_size} "
                          f"and config.pca.components={run.pca.components}: {e}") from e
 
 
-def parameter_count(config: ml_collections.ConfigDict, num_classes: int) -> int:
+def parameter_count(config: ml_collections.ConfigDict, num_classes: int,
+                    scene_bands: int) -> int:
   """Parameters of the deep model of `run_config` output `config`, on its input shape."""
   model = models.create_model(config.model.name, num_classes, **config.model.kwargs)
-  x = jax.ShapeDtypeStruct((1, config.patch_size, config.patch_size, config.pca.components),
-                           np.float32)
+  bands = config.pca.components or scene_bands
+  x = jax.ShapeDtypeStruct((1, config.patch_size, config.patch_size, bands), np.float32)
   keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
   variables = jax.eval_shape(lambda x: model.init(keys, x, train=False), x)
   return sum(p.size for p in jax.tree_util.tree_leaves(variables["params"]))
@@ -135,6 +136,12 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
   on_patch = [n for n in names if n in classical.ON_PATCHES]
   inputs = "".join(f"{', '.join(n)} on the {what}. " for n, what in (
       (on_centre, "centre pixel's spectrum"), (on_patch, "patch")) if n)
+  own = {}  # the models whose input differs from the experiment config's
+  for name in names:
+    run = run_config(config, name, seeds[0])
+    if (run.patch_size, run.pca.to_dict()) != (config.patch_size, config.pca.to_dict()):
+      own.setdefault(_input(run, patches=name not in on_centre), []).append(name)
+  inputs += "".join(f"{', '.join(n)} on {what}. " for what, n in own.items())
   training = []
   for name in names:
     if name in models.MODELS:
@@ -146,13 +153,21 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
                   "validation accuracy)")
       training.append(f"{name} {epochs} of batch {run.batch_size}"
                       + (", the last tested" if last else ""))
-  return (f"{scene.name}, {config.split.protocol} split, {config.patch_size}x"
-          f"{config.patch_size} patches of {config.pca.components} PCA components (fitted on "
-          f"{config.pca.fit_on} pixels); mean ± std over {len(seeds)} seeds "
+  return (f"{scene.name}, {config.split.protocol} split, {_input(config)}; mean ± std over "
+          f"{len(seeds)} seeds "
           f"({', '.join(map(str, seeds))}). {inputs}"
           f"Training: {'; '.join(training) or 'none'}. "
           "Accuracies, kappa, MCC and ARI in percent; centroid distance in each model's "
           "feature space (n/a: no embedding).")
+
+
+def _input(config: ml_collections.ConfigDict, patches: bool = True) -> str:
+  """A run's input in words: its patches (where `patches`) of PCA components or bands."""
+  p = config.pca
+  what = (f"{p.components} PCA components" if p.components
+          else "the bands" + (", standardised" if p.standardize else ""))
+  where = f"{config.patch_size}x{config.patch_size} patches of " if patches else ""
+  return f"{where}{what} (fitted on {p.fit_on} pixels)"
 
 
 def compare(config: ml_collections.ConfigDict, names: Sequence[str], num_seeds: int,
@@ -168,9 +183,10 @@ def compare(config: ml_collections.ConfigDict, names: Sequence[str], num_seeds: 
     raise ValueError(f"--seeds={num_seeds}: need at least one seed")
   workdir = pathlib.Path(workdir).absolute()
   scene = workdirs.load_scene(config)  # The deep runs' scene, excluded classes left out.
-  check_models(config, names, scene.num_classes)
+  check_models(config, names, scene.num_classes, scene.cube.shape[-1])
   seeds = [config.seed + i for i in range(num_seeds)]
-  parameters = {name: parameter_count(run_config(config, name, config.seed), scene.num_classes)
+  parameters = {name: parameter_count(run_config(config, name, config.seed), scene.num_classes,
+                                      scene.cube.shape[-1])
                 for name in names if name in models.MODELS}
   logging.info("Parameters: %s", parameters)
 

@@ -140,8 +140,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   while not _finished(config, meta, selection):
     epoch = meta["epoch"] + 1
     start = time.perf_counter()
-    first_step = (epoch - 1) * steps_per_epoch
-    rates = np.asarray(schedule(np.arange(first_step, first_step + steps_per_epoch)), np.float32)
+    counts = np.arange((epoch - 1) * steps_per_epoch, epoch * steps_per_epoch)
+    rates = np.broadcast_to(np.asarray(schedule(counts), np.float32), counts.shape)
     state, train_metrics = _train_epoch(config, dataset, mesh, state, weights, rates, epoch,
                                         managers["latest"])
     record = {"epoch": epoch, "step": epoch * steps_per_epoch,

@@ -7,7 +7,6 @@ import http.server
 import importlib.util
 import os
 import pathlib
-import sys
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -88,11 +87,7 @@ def tiny_config(tiny_config_file) -> Callable[[], ml_collections.ConfigDict]:
   """Makes the tiny config on the small training set (a new one each call) for in-process runs."""
   spec = importlib.util.spec_from_file_location("tiny_config", tiny_config_file)
   module = importlib.util.module_from_spec(spec)
-  sys.path.insert(0, str(REPO))  # for its `from configs import ...`
-  try:
-    spec.loader.exec_module(module)
-  finally:
-    sys.path.remove(str(REPO))
+  spec.loader.exec_module(module)
   return lambda: module.get_config("small")
 
 

@@ -1,14 +1,12 @@
 """The comparison command: early failures, then a small comparison end to end."""
 import json
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 from claresnet_jax import compare
+from configs import compare_salinas_a
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +23,7 @@ def scene_file(tmp_path_factory):
 
 @pytest.fixture
 def config(scene_file):
-  sys.path.insert(0, str(REPO))
-  try:
-    from configs import compare_salinas_a  # pylint: disable=g-import-not-at-top
-    config = compare_salinas_a.get_config()
-  finally:
-    sys.path.remove(str(REPO))
+  config = compare_salinas_a.get_config()
   config.scene = str(scene_file)
   config.scene_options.update(dict(cube_key="cube", gt_key="gt"))
   config.pca.components = 13
@@ -128,3 +121,10 @@ def test_caption_states_each_deep_models_training(config, scene_file):
   last.test_checkpoint = "last"
   text = compare.caption(last, ["claresnet"], [42], scene)
   assert f"claresnet {claresnet.num_epochs} epochs of batch 32, the last tested." in text
+  # A model given its own input says so.
+  config.compare.rf.train = dict(pca=dict(components=0, standardize=True, fit_on="train"))
+  text = compare.caption(config, ["rf", "svm", "hybridsn"], [42], scene)
+  assert text.startswith("stripes, paper split, 9x9 patches of 13 PCA components (fitted on all "
+                         "pixels); ")
+  assert ("rf, svm on the centre pixel's spectrum. rf on the bands, standardised (fitted on "
+          "train pixels). Training: hybridsn") in text

@@ -3,7 +3,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import pathlib
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ import scipy.io
 
 from claresnet_jax import data, workdirs
 from claresnet_jax.data import scenes
+from configs import ip
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 IP_COUNTS = {1: 46, 2: 1428, 3: 830, 4: 237, 5: 483, 6: 730, 7: 28, 8: 478, 9: 20, 10: 972,
              11: 2455, 12: 593, 13: 205, 14: 1265, 15: 386, 16: 93}
 
@@ -31,11 +30,6 @@ def ip_arrays(shared_dir):
 
 
 def _ip_config():
-  sys.path.insert(0, str(REPO))  # for configs/
-  try:
-    from configs import ip  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.remove(str(REPO))
   return ip.get_config()
 
 

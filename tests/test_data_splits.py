@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from claresnet_jax import data
+from claresnet_jax import data, workdirs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -91,11 +91,7 @@ def test_disjoint_reports_classes_too_small_to_separate():
 
 
 def _config(name):
-  sys.path.insert(0, str(REPO))  # for configs/
-  try:
-    return importlib.import_module(f"configs.{name}").get_config()
-  finally:
-    sys.path.remove(str(REPO))
+  return importlib.import_module(f"configs.{name}").get_config()
 
 
 # The real ground truths (the splits need no cube): each disjoint config splits every class it
@@ -116,7 +112,8 @@ def test_disjoint_configs_on_the_real_ground_truths(shared_dir, config_name, gt_
   assert config.split.protocol == "disjoint" and config.pca.fit_on == "train"
   assert sorted(config.exclude_classes) == excluded
   scene = data.ground_truth_scene(config.scene, shared_dir / "data" / gt_file)
-  split_args = dict(seed=config.seed, patch_size=config.patch_size, **config.split.options)
+  split_args = dict(seed=config.seed, patch_size=config.patch_size,
+                    **workdirs.split_options(config))
   if unsplittable:
     with pytest.raises(ValueError, match=rf"Classes {re.escape(str(unsplittable))} keep no "):
       data.make_split(scene.gt, config.split.protocol, **split_args)
