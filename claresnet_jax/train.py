@@ -157,17 +157,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
           probabilities[np.arange(len(labels)), labels], 1e-30))))
       record[f"{monitored}_accuracy"] = float(np.mean(probabilities.argmax(-1) == labels))
     meta = dict(meta, epoch=epoch)
-    saving = time.perf_counter()
-    if selection == "best" and record.get("val_accuracy", -1.0) > meta["best_val_accuracy"]:
+    improved = selection == "best" and record.get("val_accuracy", -1.0) > meta["best_val_accuracy"]
+    if improved:
       meta.update(best_epoch=epoch, best_val_accuracy=record["val_accuracy"])
+    record["epoch_seconds"] = time.perf_counter() - start
+    # The line first, then the checkpoint: a run stopped between the two redoes the epoch and
+    # its line is replaced (MetricWriter keeps the lines of checkpointed epochs only).
+    writer.write(record)
+    saving = time.perf_counter()
+    if improved:
       save_variables(managers["best"], state, meta)
     save_checkpoint(managers["latest"], state, meta)
-    record["checkpoint_seconds"] = time.perf_counter() - saving
-    record["epoch_seconds"] = time.perf_counter() - start
-    writer.write(record)
-    logging.info("epoch %d/%d: train loss %.4f accuracy %.4f%s, %.1f s", epoch,
-                 config.num_epochs, record["train_loss"], record["train_accuracy"],
-                 _monitored_summary(record, monitored, meta, selection), record["epoch_seconds"])
+    logging.info("epoch %d/%d: train loss %.4f accuracy %.4f%s, %.1f s, checkpoint %.1f s",
+                 epoch, config.num_epochs, record["train_loss"], record["train_accuracy"],
+                 _monitored_summary(record, monitored, meta, selection), record["epoch_seconds"],
+                 time.perf_counter() - saving)
   if meta["epoch"] < config.num_epochs:
     logging.info("Stopped early after epoch %d: no better validation accuracy for %d epochs",
                  meta["epoch"], config.patience)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from claresnet_jax import checkpoints, evaluate, models, predict, steps, train, trained_runs
@@ -51,7 +52,8 @@ def test_bfloat16_run_learns_and_saves_float32_state(bfloat16_run):
   _, variables, _ = trained_runs.restore_tested(config, bfloat16_run, 6, steps.make_mesh({}))
   assert _float_dtypes(variables) == {np.dtype("float32")}
   manager = checkpoints.checkpoint_managers(bfloat16_run)["latest"]
-  state = jax.tree.map(np.asarray, manager.restore(manager.latest_step())["state"])
+  state = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))["state"]
   manager.close()
   assert _float_dtypes((state["params"], state["opt_state"])) == {np.dtype("float32")}
 
