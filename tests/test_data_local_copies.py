@@ -29,10 +29,6 @@ def ip_arrays(shared_dir):
   return cube, gt
 
 
-def _ip_config():
-  return ip.get_config()
-
-
 def _assert_indian_pines(scene, cube, gt):
   assert scene.cube.shape == (145, 145, 200) and scene.num_classes == 16
   values, counts = np.unique(scene.gt[scene.gt > 0], return_counts=True)
@@ -113,7 +109,7 @@ def test_indian_pines_from_the_ehu_mat_layout(tmp_path, ip_arrays):
 
 
 def test_config_manual_dir_reaches_the_scene(tmp_path, shared_dir, ip_arrays):
-  config = _ip_config()
+  config = ip.get_config()
   assert config.scene_options.manual_dir is None
   config.scene_options.manual_dir = str(shared_dir / "data/indian_pines")
   config.scene_options.data_dir = str(tmp_path / "tfds")
@@ -121,7 +117,7 @@ def test_config_manual_dir_reaches_the_scene(tmp_path, shared_dir, ip_arrays):
 
 
 def test_a_run_saved_before_manual_dir_existed_resumes(tmp_path):
-  config = _ip_config()
+  config = ip.get_config()
   saved = json.loads(config.to_json_best_effort())
   del saved["scene_options"]["manual_dir"]
   (tmp_path / "config.json").write_text(json.dumps(saved))
