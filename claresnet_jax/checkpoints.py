@@ -4,6 +4,8 @@
 import pathlib
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -71,10 +73,43 @@ def restore_checkpoint(manager: ocp.CheckpointManager, target: TrainState,
   """The whole state (shaped and sharded like `target`) and bookkeeping of a 'latest'
   checkpoint's `step` (default: the latest)."""
   step = manager.latest_step() if step is None else step
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-  return restored["state"], dict(restored["meta"])
+  folder = pathlib.Path(manager.directory) / str(step)
+  saved = ocp.StandardCheckpointer().metadata(folder / "state").item_metadata.tree
+  if "inner_state" in saved["opt_state"]:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["meta"])
+  state = _restore_without_injected_rate(folder / "state", saved, target)
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+  return state, dict(meta)
+
+
+def _restore_without_injected_rate(item: pathlib.Path, saved, target: TrainState) -> TrainState:
+  """A state saved before the learning rate lived in the optimizer state: the optimizer's own
+  state without optax.inject_hyperparams' wrapper, then the step count of its schedule."""
+  raw = ocp.PyTreeCheckpointer().restore(item, args=ocp.args.PyTreeRestore(
+      restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)))
+  inner = target.opt_state.inner_state
+  saved_leaves = jax.tree.leaves(raw["opt_state"])
+  leaves = jax.tree.leaves(inner)
+  if [x.shape for x in saved_leaves[:len(leaves)]] != [x.shape for x in leaves] or (
+      len(saved_leaves) > len(leaves) + 1):
+    raise ValueError(f"{item} holds an optimizer state this version cannot read: resume it "
+                     "with the version that saved it, or train in a new workdir")
+
+  def put(saved, like):
+    return jax.device_put(np.asarray(saved, like.dtype), like.sharding)
+  hyperparams = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype, device=x.sharding),
+                             target.opt_state.hyperparams)  # the training step sets them
+  return target.replace(
+      step=put(raw["step"], target.step), rng=put(raw["rng"], target.rng),
+      params=jax.tree.map(put, raw["params"], target.params),
+      batch_stats=jax.tree.map(put, raw["batch_stats"], target.batch_stats),
+      opt_state=target.opt_state._replace(
+          count=put(raw["step"], target.opt_state.count), hyperparams=hyperparams,
+          inner_state=jax.tree.unflatten(jax.tree.structure(inner), [
+              put(x, like) for x, like in zip(saved_leaves, leaves)])))
 
 
 def restore_variables(manager: ocp.CheckpointManager, target: dict, step: int | None = None

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from orbax.checkpoint._src.checkpointers import checkpointer
 import pytest
 import rasterio
@@ -122,6 +123,41 @@ def test_best_checkpoint_reproduces_reported_predictions(trained_run):
   logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, jnp.asarray(patches))
   np.testing.assert_array_equal(np.argmax(logits, -1), predictions)
   np.testing.assert_allclose(jax.nn.softmax(logits), probabilities, atol=1e-5)
+
+
+def test_a_checkpoint_saved_before_the_rate_was_injected_resumes(tmp_path, tiny_config):
+  # Earlier versions gave optax.adamw the schedule itself: its state had no
+  # inject_hyperparams wrapper and ended with the schedule's step count.
+  config = tiny_config()
+  model = models.create_model(config.model.name, 6, **config.model.kwargs)
+  shape = (config.patch_size, config.patch_size, config.pca.components)
+  mesh = steps.make_mesh({})
+  old_tx = optax.chain(optax.clip_by_global_norm(config.optimizer.clip_norm), optax.adamw(
+      optax.constant_schedule(1e-3), weight_decay=config.optimizer.weight_decay))
+  old = steps.create_train_state(model, old_tx, shape, 7, mesh)
+  # Moments and counts as after 86 steps.
+  moved = jax.tree.map(lambda x: x + (1.5 if jnp.issubdtype(x.dtype, jnp.floating) else 86),
+                       old.opt_state)
+  old = old.replace(step=old.step + 86, opt_state=moved)
+  manager = checkpoints.checkpoint_managers(tmp_path)["latest"]
+  checkpoints.save_checkpoint(manager, old, {"epoch": 2, "best_epoch": 1, "best_val_accuracy": 0.5})
+
+  target = steps.create_train_state(model, steps.make_optimizer(config), shape, 0, mesh)
+  state, meta = checkpoints.restore_checkpoint(manager, target)
+  assert meta == {"epoch": 2, "best_epoch": 1, "best_val_accuracy": 0.5}
+  chex.assert_trees_all_equal_structs(state, target)  # what the compiled step takes
+  chex.assert_trees_all_equal((state.params, state.batch_stats, state.rng, state.step),
+                              (old.params, old.batch_stats, old.rng, old.step))
+  chex.assert_trees_all_equal(jax.tree.leaves(state.opt_state.inner_state),
+                              jax.tree.leaves(moved)[:-1])  # all but the schedule's count
+  assert int(state.opt_state.count) == 86
+
+  # Another model's checkpoint is refused with what to do, not misread.
+  other = models.create_model(config.model.name, 6, **{**config.model.kwargs, "emb_dim": 8})
+  wrong = steps.create_train_state(other, steps.make_optimizer(config), shape, 0, mesh)
+  with pytest.raises(ValueError, match="optimizer state this version cannot read"):
+    checkpoints.restore_checkpoint(manager, wrong)
+  manager.close()
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_config,
