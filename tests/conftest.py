@@ -96,13 +96,21 @@ def tiny_config(tiny_config_file) -> Callable[[], ml_collections.ConfigDict]:
   return lambda: module.get_config("small")
 
 
+def session_folder(tmp_path_factory) -> pathlib.Path:
+  """The session's temporary folder, one for all xdist workers."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="module")
 def compile_cache(tmp_path_factory):
-  """A persistent XLA cache for the session's processes: each program compiles once.
+  """A persistent XLA cache for the session's processes, on either xdist worker: each program
+  compiles once (JAX compresses its entries, so one read while the other worker writes it
+  fails its check and compiles instead).
 
   Yields the environment variables that give a subprocess the same cache.
   """
-  path = tmp_path_factory.getbasetemp() / "xla_cache"
+  path = session_folder(tmp_path_factory) / "xla_cache"
   settings = {"jax_compilation_cache_dir": str(path),
               "jax_persistent_cache_min_compile_time_secs": 0.0,
               "jax_persistent_cache_min_entry_size_bytes": 0}
@@ -141,8 +149,8 @@ def user_caches_in_session_tmp(tmp_path_factory):
   """Commands that tests start keep their compiled programs and prepared scenes in this
   session's temporary folder, not in the user's ~/.cache and ~/tensorflow_datasets (and never
   reuse those of an earlier session)."""
-  base = tmp_path_factory.getbasetemp()
-  caches = {"XDG_CACHE_HOME": str(base / "xdg_cache"), "TFDS_DATA_DIR": str(base / "tfds")}
+  caches = {"XDG_CACHE_HOME": str(session_folder(tmp_path_factory) / "xdg_cache"),
+            "TFDS_DATA_DIR": str(tmp_path_factory.getbasetemp() / "tfds")}
   previous = {name: os.environ.get(name) for name in caches}
   os.environ.update(caches)
   yield

@@ -27,17 +27,30 @@ def _bench(*args: str, cpu_devices: int | None = None) -> list[dict]:
   return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
-def test_model_figures(tiny_flags):
-  rows = _bench("--batch_size", "4,8", "--eval_batch_size", "8,8", *tiny_flags, cpu_devices=2)
-  assert [r["batch_size"] for r in rows] == [4, 8]
+def _trace_event_names(directory: pathlib.Path) -> set[str]:
+  (path,) = directory.glob("**/*.trace.json.gz")
+  with gzip.open(path) as f:
+    events = json.load(f)
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  return {e.get("name", "") for e in events}
+
+
+def test_model_figures(tmp_path, tiny_flags):
+  # In bfloat16 at the highest matmul precision, which the figures name, and profiled.
+  precision = ["--config.model.kwargs.dtype=bfloat16", "--config.matmul_precision=highest"]
+  rows = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags, *precision,
+                f"--profile_dir={tmp_path}", cpu_devices=2)
+  assert [r["batch_size"] for r in rows] == [4]
   assert rows[0]["device"].startswith("2 x cpu")
   # FLOPs per sample are the model's, whatever number of devices shares the batch
   # (each device also runs the replicated optimizer update: 10% more for this tiny model).
-  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags, cpu_devices=1)
+  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags, *precision,
+                     cpu_devices=1)
   assert rows[0]["infer_flops_per_sample"] == pytest.approx(single["infer_flops_per_sample"],
                                                             rel=0.02)
   assert rows[0]["flops_per_sample"] == pytest.approx(single["flops_per_sample"], rel=0.2)
   for row in rows:
+    assert (row["dtype"], row["matmul_precision"]) == ("bfloat16", "highest")
     assert row["train_samples_per_s"] > 0 and row["infer_samples_per_s"] > 0
     assert row["compile_s"] > 0 and row["peak_memory_bytes"] > 0
     assert "cpu" in row["device"] and "jax" in row["device"]
@@ -45,6 +58,11 @@ def test_model_figures(tiny_flags):
     assert 2 < row["flops_per_sample"] / row["infer_flops_per_sample"] < 5
     assert row["train_gflops"] == pytest.approx(
         row["train_samples_per_s"] * row["flops_per_sample"] / 1e9)
+  # The profile traces the compiled steps op by op: XLA's fusions, one event each.
+  train_names = _trace_event_names(tmp_path / "train_batch4")
+  assert any("train_step" in name for name in train_names)
+  assert any("fusion" in name for name in train_names)
+  assert any("fusion" in name for name in _trace_event_names(tmp_path / "inference_batch8"))
 
 
 def test_latent_attention_cost_grows_slower_than_full_attention():
@@ -57,26 +75,6 @@ def test_latent_attention_cost_grows_slower_than_full_attention():
   # keep it close to linear.
   assert full > 15
   assert latent < 8
-
-
-def _trace_event_names(directory: pathlib.Path) -> set[str]:
-  (path,) = directory.glob("**/*.trace.json.gz")
-  with gzip.open(path) as f:
-    events = json.load(f)
-  events = events["traceEvents"] if isinstance(events, dict) else events
-  return {e.get("name", "") for e in events}
-
-
-def test_profile_traces_the_compiled_steps_op_by_op(tmp_path, tiny_flags):
-  # In bfloat16 at the highest matmul precision, which the figures name.
-  (row,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags,
-                  "--config.model.kwargs.dtype=bfloat16", "--config.matmul_precision=highest",
-                  f"--profile_dir={tmp_path}", "--repeats", "1", cpu_devices=1)
-  assert (row["dtype"], row["matmul_precision"]) == ("bfloat16", "highest")
-  train_names = _trace_event_names(tmp_path / "train_batch4")
-  assert any("train_step" in name for name in train_names)
-  assert any("fusion" in name for name in train_names)  # XLA's ops, one event each
-  assert any("fusion" in name for name in _trace_event_names(tmp_path / "inference_batch8"))
 
 
 def test_a_bad_precision_fails_before_anything_compiles(tiny_flags):
