@@ -46,18 +46,17 @@ def main():
   state = steps.create_train_state(model, steps.make_optimizer(config), (11, 11, 30), 0, mesh)
   size = sum(x.nbytes for x in jax.tree.leaves(state))
   with tempfile.TemporaryDirectory(dir=".") as tmp:
-    for way in ("train.py", "whole state twice"):
-      folder = pathlib.Path(tmp).absolute() / way.replace(" ", "_").replace(".", "_")
-      managers = (checkpoints.checkpoint_managers(folder) if way == "train.py"
-                  else whole_state_twice(folder))
+    # Each way: its managers, and how it saves the best checkpoint.
+    ways = {"train.py": (checkpoints.checkpoint_managers, checkpoints.save_variables),
+            "whole state twice": (whole_state_twice, checkpoints.save_checkpoint)}
+    for way, (make_managers, save_best) in ways.items():
+      managers = make_managers(
+          pathlib.Path(tmp).absolute() / way.replace(" ", "_").replace(".", "_"))
       seconds = []
       for epoch in range(1, args.epochs + 1):
         meta = {"epoch": epoch, "best_epoch": epoch, "best_val_accuracy": epoch / 10}
         start = time.perf_counter()
-        if way == "train.py":
-          checkpoints.save_variables(managers["best"], state, meta)
-        else:
-          checkpoints.save_checkpoint(managers["best"], state, meta)
+        save_best(managers["best"], state, meta)
         checkpoints.save_checkpoint(managers["latest"], state, meta)
         seconds.append(time.perf_counter() - start)
         time.sleep(args.gap)

@@ -12,25 +12,18 @@ compilation included in both, no persistent compilation cache.
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
 
-os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"  # this process's compilations too
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from claresnet_jax import cli, trained_runs  # noqa: E402  pylint: disable=wrong-import-position
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
+# pylint: disable=wrong-import-position
+from claresnet_jax import cli, trained_runs  # noqa: E402
+from predict_rate import run  # noqa: E402  commands without the persistent cache
 
 CONFIG = ["--config", "configs/ip.py", "--config.scene=salinas_a"]
-
-
-def run(args: list[str]) -> str:
-  result = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          env=dict(os.environ))
-  if result.returncode:
-    raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-3000:]}")
-  return result.stdout
 
 
 def main():
@@ -46,7 +39,7 @@ def main():
     trained.predict(cube, None)
     eval_seconds = time.perf_counter() - start
   stdout = run(["-m", "claresnet_jax.bench", *CONFIG, "--mode", "scene", "--scene", "salinas_a",
-                "--eval_batch_size", str(trained.config.eval_batch_size), "--json"])
+                "--eval_batch_size", str(trained.config.eval_batch_size), "--json"]).stdout
   (bench,) = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
   print(json.dumps({"pixels": cube.shape[0] * cube.shape[1],
                     "eval_batch_size": trained.config.eval_batch_size,

@@ -4,7 +4,6 @@
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
@@ -100,7 +99,7 @@ def _restore_without_injected_rate(item: pathlib.Path, saved, target: TrainState
 
   def put(saved, like):
     return jax.device_put(np.asarray(saved, like.dtype), like.sharding)
-  hyperparams = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype, device=x.sharding),
+  hyperparams = jax.tree.map(lambda x: put(np.zeros(x.shape), x),
                              target.opt_state.hyperparams)  # the training step sets them
   return target.replace(
       step=put(raw["step"], target.step), rng=put(raw["rng"], target.rng),

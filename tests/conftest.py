@@ -7,6 +7,7 @@ import http.server
 import importlib.util
 import os
 import pathlib
+import re
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -122,6 +123,21 @@ def compile_cache(tmp_path_factory):
   for k, v in previous.items():
     jax.config.update(k, v)
   compilation_cache.reset_cache()
+
+
+def _cache_hits(log: str) -> tuple[int, str]:
+  """Programs loaded from the persistent cache, and its folder, from a command's log."""
+  match = re.search(r"XLA compilation: [\d.]+ s of [\d.]+ s for \d+ programs, (\d+) loaded "
+                    r"from the persistent cache in (\S+)", log)
+  assert match, log[-3000:]
+  return int(match.group(1)), match.group(2)
+
+
+@pytest.fixture(scope="session")
+def cache_hits() -> Callable[[str], tuple[int, str]]:
+  """Reads a command's closing log line (cli): (programs loaded from the persistent cache,
+  its folder)."""
+  return _cache_hits
 
 
 @pytest.fixture

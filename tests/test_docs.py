@@ -212,16 +212,8 @@ def test_own_scene_recipe_trains(own_scene_run):
     assert len(split["test"]) == 1070  # the paper split of Salinas-A's 5,348 pixels
 
 
-def _cache_hits(log: str) -> tuple[int, str]:
-  """Programs loaded from the persistent cache, and its folder, from a command's log."""
-  match = re.search(r"XLA compilation: [\d.]+ s of [\d.]+ s for \d+ programs, (\d+) loaded "
-                    r"from the persistent cache in (\S+)", log)
-  assert match, log[-3000:]
-  return int(match.group(1)), match.group(2)
-
-
-def test_compiled_programs_go_to_the_user_cache(own_scene_run):
+def test_compiled_programs_go_to_the_user_cache(own_scene_run, cache_hits):
   folder, train_log = own_scene_run
-  train_hits, cache_dir = _cache_hits(train_log)
+  train_hits, cache_dir = cache_hits(train_log)
   assert cache_dir == str(folder / "cache" / "claresnet_jax" / "xla")
   assert train_hits == 0 and any((folder / "cache" / "claresnet_jax" / "xla").iterdir())

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
@@ -337,7 +336,8 @@ def mask_files(tmp_path_factory):
 
 
 def test_masks_without_validation_train_and_test_both_ways(tmp_path, tiny_config_file,
-                                                          tiny_config, compile_cache, mask_files):
+                                                          tiny_config, compile_cache, mask_files,
+                                                          cache_hits):
   train_path, test_path, train_mask, test_mask = mask_files
   # The last epoch tested, with the masks given on the command line.
   logs = []
@@ -351,9 +351,8 @@ def test_masks_without_validation_train_and_test_both_ways(tmp_path, tiny_config
     logs.append(result.stderr)
   # eval.py loads the programs train.py compiled or loaded: its predict steps are the ones
   # that monitored the test pixels.
-  hits = re.search(r"(\d+) loaded from the persistent cache in (\S+)", logs[1])
-  assert hits and int(hits.group(1)) >= 1 and hits.group(2) == compile_cache[
-      "JAX_COMPILATION_CACHE_DIR"], logs[1][-3000:]
+  eval_hits, cache_dir = cache_hits(logs[1])
+  assert eval_hits >= 1 and cache_dir == compile_cache["JAX_COMPILATION_CACHE_DIR"]
   # A share of the training pixels held out for choosing the checkpoint (in-process).
   config = tiny_config()
   config.split.protocol = "masks"
