@@ -81,3 +81,34 @@ def test_a_bad_precision_fails_before_anything_compiles(tiny_flags):
   result = _run("--config.matmul_precision=fastest", *tiny_flags)
   assert result.returncode != 0 and not result.stdout
   assert "matmul_precision='fastest': use 'default', 'high' or 'highest'" in result.stderr
+
+
+def test_compare_programs_sees_instructions_not_names_or_parameter_order():
+  """benchmarks/compare_programs.py: the same work compiled from other code compares equal,
+  one more instruction does not."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  try:
+    import compare_programs  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.remove(str(REPO / "benchmarks"))
+
+  def program(f, *shapes):
+    args = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
+    return compare_programs.instructions(jax.jit(f).lower(*args).compile().as_text())
+
+  def scaled_sum(x, w):
+    return jnp.tanh(x @ w).sum(axis=0)
+
+  def scaled_sum_swapped(w_renamed, x_renamed):  # the parameters in the other order
+    return jnp.tanh(x_renamed @ w_renamed).sum(axis=0)
+
+  def scaled_sum_doubled(x, w):
+    return jnp.tanh(x @ w).sum(axis=0) * 2.0
+
+  ours = program(scaled_sum, (8, 4), (4, 3))
+  assert sum(ours.values()) > 2 and any(" dot" in k or "fusion" in k for k in ours)
+  assert program(scaled_sum_swapped, (4, 3), (8, 4)) == ours
+  doubled = program(scaled_sum_doubled, (8, 4), (4, 3))
+  assert doubled != ours and sum(doubled.values()) > sum(ours.values())
