@@ -5,7 +5,10 @@ names so that their state_dict loads; before timing it checks itself against the
 authors' tensors in ../shared/reference (logits within 1e-4), so the timed network is
 numerically theirs. Needs torch (pip install torch):
 
-  python benchmarks/torch_reference.py [--threads 2] [--repeats 10]
+  python benchmarks/torch_reference.py [--threads 2] [--repeats 10] [--dtype bfloat16]
+
+--dtype bfloat16 runs the timed steps under torch.autocast("cpu", torch.bfloat16), PyTorch's
+mixed precision (float32 parameters and optimizer), as our bench's bfloat16 model runs.
 """
 import argparse
 import json
@@ -225,6 +228,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--eval_batch_size", type=int, default=32)
+  parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
   args = parser.parse_args()
   if args.threads:
     torch.set_num_threads(args.threads)
@@ -234,20 +238,23 @@ def main():
   optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2)
   x = torch.randn(args.batch_size, 30, 11, 11)
   y = torch.randint(0, 16, (args.batch_size,))
+  autocast = lambda: torch.autocast("cpu", torch.bfloat16, enabled=args.dtype == "bfloat16")
 
   def train_step():
     model.train()
     optimizer.zero_grad()
-    F.cross_entropy(model(x), y).backward()
+    with autocast():
+      loss = F.cross_entropy(model(x), y)
+    loss.backward()
     optimizer.step()
 
   train_s = median_seconds(train_step, args.repeats)
   model.eval()
   xe = torch.randn(args.eval_batch_size, 30, 11, 11)
-  with torch.no_grad():
+  with torch.no_grad(), autocast():
     infer_s = median_seconds(lambda: model(xe), args.repeats)
   print(json.dumps({
-      "measurement": "torch_reference", "parity_max_logit_error": error,
+      "measurement": "torch_reference", "parity_max_logit_error": error, "dtype": args.dtype,
       "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
       "train_samples_per_s": args.batch_size / train_s,
       "infer_samples_per_s": args.eval_batch_size / infer_s,
