@@ -83,32 +83,34 @@ def test_a_bad_precision_fails_before_anything_compiles(tiny_flags):
   assert "matmul_precision='fastest': use 'default', 'high' or 'highest'" in result.stderr
 
 
+# Compiles three small programs and compares them with benchmarks/compare_programs.py's
+# instructions(); run in its own process, as the script's absl flags (--config) would clash
+# with those of the package's commands imported by other tests of this process.
+COMPARE_PROGRAMS = """
+import json, sys
+import jax, jax.numpy as jnp
+sys.path.insert(0, "benchmarks")
+import compare_programs
+
+def program(f, *shapes):
+  args = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
+  return compare_programs.instructions(jax.jit(f).lower(*args).compile().as_text())
+
+ours = program(lambda x, w: jnp.tanh(x @ w).sum(axis=0), (8, 4), (4, 3))
+swapped = program(lambda w_renamed, x_renamed: jnp.tanh(x_renamed @ w_renamed).sum(axis=0),
+                  (4, 3), (8, 4))  # the same work, parameters in the other order
+doubled = program(lambda x, w: jnp.tanh(x @ w).sum(axis=0) * 2.0, (8, 4), (4, 3))
+print(json.dumps([dict(ours), dict(swapped), dict(doubled)]))
+"""
+
+
 def test_compare_programs_sees_instructions_not_names_or_parameter_order():
   """benchmarks/compare_programs.py: the same work compiled from other code compares equal,
   one more instruction does not."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, str(REPO / "benchmarks"))
-  try:
-    import compare_programs  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.remove(str(REPO / "benchmarks"))
-
-  def program(f, *shapes):
-    args = [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
-    return compare_programs.instructions(jax.jit(f).lower(*args).compile().as_text())
-
-  def scaled_sum(x, w):
-    return jnp.tanh(x @ w).sum(axis=0)
-
-  def scaled_sum_swapped(w_renamed, x_renamed):  # the parameters in the other order
-    return jnp.tanh(x_renamed @ w_renamed).sum(axis=0)
-
-  def scaled_sum_doubled(x, w):
-    return jnp.tanh(x @ w).sum(axis=0) * 2.0
-
-  ours = program(scaled_sum, (8, 4), (4, 3))
+  result = subprocess.run([sys.executable, "-c", COMPARE_PROGRAMS], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  ours, swapped, doubled = json.loads(result.stdout.splitlines()[-1])
   assert sum(ours.values()) > 2 and any(" dot" in k or "fusion" in k for k in ours)
-  assert program(scaled_sum_swapped, (4, 3), (8, 4)) == ours
-  doubled = program(scaled_sum_doubled, (8, 4), (4, 3))
+  assert swapped == ours
   assert doubled != ours and sum(doubled.values()) > sum(ours.values())
