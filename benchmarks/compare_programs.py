@@ -52,9 +52,11 @@ def step_programs(checkout: pathlib.Path, config: str) -> dict[str, str]:
   with tempfile.TemporaryDirectory() as dump:
     flags_set = os.environ.get("XLA_FLAGS", "")
     env = dict(os.environ, XLA_FLAGS=f"{flags_set} --xla_dump_to={dump} --xla_dump_hlo_as_text")
-    subprocess.run([sys.executable, "-m", "claresnet_jax.bench", "--config", config,
-                    "--repeats", "1", "--warmup", "0"], cwd=checkout, env=env, check=True,
-                   capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "claresnet_jax.bench", "--config", config,
+                             "--repeats", "1", "--warmup", "0"], cwd=checkout, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+      raise RuntimeError(f"bench failed in {checkout}:\n{result.stderr[-3000:]}")
     files = [f for f in pathlib.Path(dump).glob("*.cpu_after_optimizations.txt")
              if "jit_init" not in f.name]
     train = [f for f in files if "train_step" in f.name]
