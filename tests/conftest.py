@@ -26,9 +26,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 # The files that take longest (minutes of XLA compiling each; pytest --durations), which
-# start first so that the two xdist workers, a file each at a time, finish together.
-SLOWEST_FIRST = ("test_train.py", "test_train_parallel.py", "test_docs.py", "test_table3.py",
-                 "test_bench.py", "test_models.py", "test_predict.py", "test_precision.py")
+# start first so that the two xdist workers, a file each at a time, finish together. Those
+# whose programs test_train.py's first run compiles (the tiny model on Salinas-A) come after
+# files that share none (other shapes, bfloat16, the cache off), to load them.
+SLOWEST_FIRST = ("test_train.py", "test_table3.py", "test_bench.py", "test_train_parallel.py",
+                 "test_docs.py", "test_precision.py", "test_export.py", "test_models.py",
+                 "test_predict.py")
 
 # The tiny CLAReSNet and input of every test that trains, evaluates or times the model, as
 # config overrides: it compiles in seconds, and tests of the same shapes share programs.

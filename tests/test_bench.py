@@ -1,4 +1,5 @@
 """The benchmark command: its figures are consistent with what they measure."""
+import ast
 import gzip
 import json
 import os
@@ -6,7 +7,14 @@ import pathlib
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+import numpy as np
 import pytest
+
+from claresnet_jax import steps
+from configs import ip
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,6 +43,34 @@ def _trace_event_names(directory: pathlib.Path) -> set[str]:
   return {e.get("name", "") for e in events}
 
 
+def _one_device_flops_per_sample(tiny_flags, precision, batch_size: int, eval_batch_size: int):
+  """The same steps' FLOPs per sample, compiled for one device in this process (from an
+  abstract state: nothing initialised or run): the figure a device count must not change."""
+  config = ip.get_config()
+  for flag in [*tiny_flags, *precision]:
+    key, value = flag[len("--config."):].split("=", 1)
+    try:
+      value = ast.literal_eval(value)
+    except ValueError:
+      pass  # a string: bfloat16, highest
+    config.update_from_flattened_dict({key: value})
+  mesh = steps.make_mesh({}, jax.devices()[:1])
+  model = steps.create_model(config.model.name, 16, **config.model.kwargs)
+  shape = (config.patch_size, config.patch_size, config.pca.components)
+  state = steps.create_train_state(model, steps.make_optimizer(config), shape, 0, mesh,
+                                   abstract=True)
+  data = NamedSharding(mesh, P("data"))
+  batch = {"patches": jax.ShapeDtypeStruct((batch_size, *shape), jnp.float32, sharding=data),
+           "labels": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=data)}
+  patches = jax.ShapeDtypeStruct((eval_batch_size, *shape), jnp.float32, sharding=data)
+  with jax.default_matmul_precision(config.matmul_precision):
+    train = steps.jit_train_step(mesh).lower(state, batch, jnp.ones(16), np.float32(1e-3))
+    infer = steps.jit_predict_step(model, mesh, with_features=False).lower(
+        steps.variables(state), patches)
+  return (train.compile().cost_analysis()["flops"] / batch_size,
+          infer.compile().cost_analysis()["flops"] / eval_batch_size)
+
+
 def test_model_figures(tmp_path, tiny_flags):
   # In bfloat16 at the highest matmul precision, which the figures name, and profiled.
   precision = ["--config.model.kwargs.dtype=bfloat16", "--config.matmul_precision=highest"]
@@ -42,13 +78,11 @@ def test_model_figures(tmp_path, tiny_flags):
                 f"--profile_dir={tmp_path}", cpu_devices=2)
   assert [r["batch_size"] for r in rows] == [4]
   assert rows[0]["device"].startswith("2 x cpu")
-  # FLOPs per sample are the model's, whatever number of devices shares the batch
-  # (each device also runs the replicated optimizer update: 10% more for this tiny model).
-  (single,) = _bench("--batch_size", "4", "--eval_batch_size", "8", *tiny_flags, *precision,
-                     cpu_devices=1)
-  assert rows[0]["infer_flops_per_sample"] == pytest.approx(single["infer_flops_per_sample"],
-                                                            rel=0.02)
-  assert rows[0]["flops_per_sample"] == pytest.approx(single["flops_per_sample"], rel=0.2)
+  # FLOPs per sample are the model's, whatever number of devices shares the batch (each
+  # device also runs the replicated optimizer update: 10% more for this tiny model).
+  train_flops, infer_flops = _one_device_flops_per_sample(tiny_flags, precision, 4, 8)
+  assert rows[0]["infer_flops_per_sample"] == pytest.approx(infer_flops, rel=0.02)
+  assert rows[0]["flops_per_sample"] == pytest.approx(train_flops, rel=0.2)
   for row in rows:
     assert (row["dtype"], row["matmul_precision"]) == ("bfloat16", "highest")
     assert row["train_samples_per_s"] > 0 and row["infer_samples_per_s"] > 0

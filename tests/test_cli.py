@@ -93,3 +93,25 @@ def test_cpu_programs_are_scheduled_depth_first_beside_a_users_flags():
 def test_a_users_cpu_schedule_is_kept():
   flag = "--xla_cpu_enable_concurrency_optimized_scheduler=true"
   assert _flags({"XLA_FLAGS": flag}) == flag
+
+
+# A command that compiles one small program.
+COMPILING_PROGRAM = ("import jax, jax.numpy as jnp; from claresnet_jax import cli; "
+                     "cli.run(lambda argv: jax.jit(jnp.sin)(jnp.ones(3)).block_until_ready())")
+
+
+def test_compiled_programs_go_to_the_user_cache_and_are_loaded_from_it(tmp_path, cache_hits):
+  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+  # Every program kept, however quickly it compiles (a user's setting, left as given).
+  env.update(XDG_CACHE_HOME=str(tmp_path / "cache"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  folder = tmp_path / "cache" / "claresnet_jax" / "xla"
+  hits = []
+  for _ in range(2):
+    result = subprocess.run([sys.executable, "-c", COMPILING_PROGRAM], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    loaded, cache_dir = cache_hits(result.stderr)
+    assert cache_dir == str(folder)
+    hits.append(loaded)
+  assert hits[0] == 0 and hits[1] >= 1 and any(folder.iterdir())

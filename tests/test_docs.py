@@ -177,32 +177,30 @@ def _readme_line(*words: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def own_scene_run(tmp_path_factory, tiny_flags):
+def own_scene_run(tmp_path_factory, tiny_flags, compile_cache):
   """The README's own-scene recipe, on Salinas-A saved as a .npy cube and a .mat ground
   truth, with a tiny model: train.py (its eval.py line is parsed above; test_train runs
-  eval.py on a run). Yields the folder and train.py's log.
-
-  The command gets a fresh user cache directory and none of JAX's settings.
+  eval.py on a run). Returns the folder.
   """
   folder = tmp_path_factory.mktemp("own_scene")
   scene = data.load_scene("salinas_a")
   np.save(folder / "cube.npy", scene.cube)
   scipy.io.savemat(folder / "gt.mat", {"gt": scene.gt.astype(np.uint8)})
-  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-  env["XDG_CACHE_HOME"] = str(folder / "cache")
   line = (_readme_line("train.py", "--config.scene_options.gt=")
           .replace("path/to/cube.npy", str(folder / "cube.npy"))
           .replace("path/to/gt.mat", str(folder / "gt.mat"))
           .replace("runs/my_scene", str(folder / "run")))
-  args = shlex.split(line)[1:] + [*tiny_flags, "--config.num_epochs=1"]
-  result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)
+  # With the batches of the tiny config (conftest.py), whose programs test_train.py compiles.
+  args = shlex.split(line)[1:] + [*tiny_flags, "--config.num_epochs=1", "--config.batch_size=16",
+                                  "--config.eval_batch_size=64"]
+  result = subprocess.run([sys.executable, *args], cwd=REPO, env={**os.environ, **compile_cache},
+                          capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-5000:]
-  return folder, result.stderr
+  return folder
 
 
 def test_own_scene_recipe_trains(own_scene_run):
-  folder, _ = own_scene_run
+  folder = own_scene_run
   config = json.loads((folder / "run" / "config.json").read_text())
   assert config["scene"] == str(folder / "cube.npy")
   assert config["scene_options"]["gt"] == str(folder / "gt.mat")
@@ -210,10 +208,3 @@ def test_own_scene_recipe_trains(own_scene_run):
   assert classes["class_ids"] == [1, 10, 11, 12, 13, 14]
   with np.load(folder / "run" / "split.npz") as split:
     assert len(split["test"]) == 1070  # the paper split of Salinas-A's 5,348 pixels
-
-
-def test_compiled_programs_go_to_the_user_cache(own_scene_run, cache_hits):
-  folder, train_log = own_scene_run
-  train_hits, cache_dir = cache_hits(train_log)
-  assert cache_dir == str(folder / "cache" / "claresnet_jax" / "xla")
-  assert train_hits == 0 and any((folder / "cache" / "claresnet_jax" / "xla").iterdir())

@@ -175,7 +175,8 @@ def get_config():
 
 def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_cache):
   # Against one process with two devices, not one: the same two-way sharding makes the same
-  # arithmetic, so the runs agree to rounding. Against one device they drift apart by
+  # arithmetic, so the runs agree to rounding (2.3e-5 of the training loss where all three
+  # processes shared one core; within 1e-5 on two cores). Against one device they drift apart by
   # reduction-order rounding that Adam amplifies over the steps into 1e-3..3e-3 of the
   # validation loss, varying with the machine; the 4-device test above pins that one step.
   config_file = tmp_path / "ssrn.py"
@@ -194,7 +195,7 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, compile_
   assert [h["epoch"] for h in histories["multi"]] == [1, 2]
   for a, b in zip(histories["single"], histories["multi"]):
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-      assert b[key] == pytest.approx(a[key], rel=1e-5), key
+      assert b[key] == pytest.approx(a[key], rel=1e-4), key
   config = workdirs.load_config(tmp_path / "single")
   dataset = workdirs.prepare_dataset(config, tmp_path / "single")
   model = models.create_model("ssrn", 6)
