@@ -22,6 +22,14 @@ from jax.experimental.compilation_cache import compilation_cache
 import ml_collections
 import pytest
 
+from claresnet_jax import cli
+
+# In-process tests run with the settings every command starts with (the persistent cache
+# aside: compile_cache): the same XLA flags and one CPU device per core, so that a program
+# compiles once for the tests and the commands they start, which load it from the cache.
+cli.schedule_cpu_programs_depth_first()
+cli.use_one_cpu_device_per_core()
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
