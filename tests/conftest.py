@@ -25,8 +25,9 @@ import pytest
 from claresnet_jax import cli
 
 # In-process tests run with the settings every command starts with (the persistent cache
-# aside: compile_cache): the same XLA flags and one CPU device per core, so that a program
-# compiles once for the tests and the commands they start, which load it from the cache.
+# aside: compile_cache): the same XLA flags and one CPU device per core, so they run the
+# meshes the commands run. (Their programs still differ from the commands' in the persistent
+# cache's key: the commands' cached programs are shared between commands only.)
 cli.schedule_cpu_programs_depth_first()
 cli.use_one_cpu_device_per_core()
 
@@ -34,9 +35,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 # The files that take longest (minutes of XLA compiling each; pytest --durations), which
-# start first so that the two xdist workers, a file each at a time, finish together. Those
-# whose programs test_train.py's first run compiles (the tiny model on Salinas-A) come after
-# files that share none (other shapes, bfloat16, the cache off), to load them.
+# start first so that the two xdist workers, a file each at a time, finish together.
+# test_docs.py's recipe, which loads the programs of test_train.py's first command (the tiny
+# model on Salinas-A), comes after files that share none (other shapes, bfloat16, the cache
+# off).
 SLOWEST_FIRST = ("test_train.py", "test_table3.py", "test_bench.py", "test_train_parallel.py",
                  "test_docs.py", "test_precision.py", "test_export.py", "test_models.py",
                  "test_predict.py")
