@@ -1,5 +1,4 @@
 """The benchmark command: its figures are consistent with what they measure."""
-import ast
 import gzip
 import json
 import os
@@ -7,14 +6,15 @@ import pathlib
 import subprocess
 import sys
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P
+from ml_collections import config_flags
 import numpy as np
 import pytest
 
 from claresnet_jax import steps
-from configs import ip
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -46,14 +46,12 @@ def _trace_event_names(directory: pathlib.Path) -> set[str]:
 def _one_device_flops_per_sample(tiny_flags, precision, batch_size: int, eval_batch_size: int):
   """The same steps' FLOPs per sample, compiled for one device in this process (from an
   abstract state: nothing initialised or run): the figure a device count must not change."""
-  config = ip.get_config()
-  for flag in [*tiny_flags, *precision]:
-    key, value = flag[len("--config."):].split("=", 1)
-    try:
-      value = ast.literal_eval(value)
-    except ValueError:
-      pass  # a string: bfloat16, highest
-    config.update_from_flattened_dict({key: value})
+  # The bench's --config flags, parsed as it parses them (overrides are declared from argv).
+  argv = ["bench", f"--config={REPO / 'configs' / 'ip.py'}", *tiny_flags, *precision]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
+  flag_values(argv)
+  config = flag_values.config
   mesh = steps.make_mesh({}, jax.devices()[:1])
   model = steps.create_model(config.model.name, 16, **config.model.kwargs)
   shape = (config.patch_size, config.patch_size, config.pca.components)
