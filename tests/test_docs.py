@@ -23,32 +23,39 @@ from claresnet_jax import convert, data
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", REPO / "BENCHMARKS.md", *sorted((REPO / "docs").glob("*.md"))]
 
-# Parses each command line given (a JSON list of argument lists) with the flags that
-# importing the entry point defines; prints a JSON list with each one's problem or null.
+# Parses each entry point's command lines (a JSON list of [entry point, argument lists]) with
+# the flags that importing the entry point defines, in one process: each entry point's flags
+# replace the previous one's. Prints a JSON list, per entry point, of each command's problem
+# or null.
 PARSE_PROGRAM = """
 import json, runpy, sys
 from absl import flags
-target, commands = sys.argv[1], json.loads(sys.argv[2])
-if target.endswith(".py"):
-  runpy.run_path(target, run_name="docs_check")
-else:
-  runpy.run_module(target, run_name="docs_check")
-default_config = flags.FLAGS["config"].default_as_str if "config" in flags.FLAGS else None
-default_config = None if default_config in (None, "'None'") else default_config.strip("'")
-problems = []
-for args in commands:
-  for name in [n for n in flags.FLAGS if n.startswith("config.")]:
-    delattr(flags.FLAGS, name)  # the previous command's --config.* overrides
-  sys.argv = [target, *args]  # where ml_collections looks for --config.* overrides
-  try:
-    if default_config and not any(a == "--config" or a.startswith("--config=") for a in args):
-      flags.FLAGS["config"].parse(default_config)  # registers the overrides
-    rest = flags.FLAGS(sys.argv)
-    problems.append(f"unexpected arguments {rest[1:]}" if len(rest) > 1 else None)
-  except Exception as e:  # absl and ml_collections raise several error types
-    problems.append(f"{type(e).__name__}: {e}")
-  flags.FLAGS.unparse_flags()
-print(json.dumps(problems))
+library_flags = set(flags.FLAGS)
+found = []
+for target, commands in json.loads(sys.argv[1]):
+  for name in [n for n in flags.FLAGS if n not in library_flags]:
+    delattr(flags.FLAGS, name)  # the previous entry point's flags and --config.* overrides
+  if target.endswith(".py"):
+    runpy.run_path(target, run_name="docs_check")
+  else:
+    runpy.run_module(target, run_name="docs_check")
+  default_config = flags.FLAGS["config"].default_as_str if "config" in flags.FLAGS else None
+  default_config = None if default_config in (None, "'None'") else default_config.strip("'")
+  problems = []
+  for args in commands:
+    for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+      delattr(flags.FLAGS, name)  # the previous command's --config.* overrides
+    sys.argv = [target, *args]  # where ml_collections looks for --config.* overrides
+    try:
+      if default_config and not any(a == "--config" or a.startswith("--config=") for a in args):
+        flags.FLAGS["config"].parse(default_config)  # registers the overrides
+      rest = flags.FLAGS(sys.argv)
+      problems.append(f"unexpected arguments {rest[1:]}" if len(rest) > 1 else None)
+    except Exception as e:  # absl and ml_collections raise several error types
+      problems.append(f"{type(e).__name__}: {e}")
+    flags.FLAGS.unparse_flags()
+  found.append(problems)
+print(json.dumps(found))
 """
 
 
@@ -81,31 +88,34 @@ def project_command(line: str) -> tuple[str, list[str]] | None:
 def parse_problems(commands: list[tuple[str, list[str]]]) -> list[str | None]:
   """What is wrong with each command's arguments (None for a correct one), in its order.
 
-  One process per entry point parses all of its commands.
+  One process parses the commands of every entry point.
   """
   by_entry = collections.defaultdict(list)
   for k, (entry, _) in enumerate(commands):
     by_entry[entry].append(k)
   problems = [None] * len(commands)
+  found = {}
   for entry, indices in by_entry.items():
     arg_lists = [commands[k][1] for k in indices]
     if entry == "claresnet_jax.convert":  # argparse, not absl
-      found = []
+      found[entry] = []
       for args in arg_lists:
         try:
           convert.argument_parser().parse_args(args)
-          found.append(None)
+          found[entry].append(None)
         except SystemExit:
-          found.append("not accepted by its argument parser")
+          found[entry].append("not accepted by its argument parser")
     elif entry.endswith(".py") and not (REPO / entry).is_file():
-      found = ["no such script"] * len(indices)
-    else:
-      result = subprocess.run(
-          [sys.executable, "-c", PARSE_PROGRAM, entry, json.dumps(arg_lists)],
-          cwd=REPO, capture_output=True, text=True, timeout=300)
-      assert result.returncode == 0, result.stderr[-3000:]
-      found = json.loads(result.stdout.splitlines()[-1])
-    for k, problem in zip(indices, found):
+      found[entry] = ["no such script"] * len(indices)
+  parsed = [(entry, [commands[k][1] for k in indices]) for entry, indices in by_entry.items()
+            if entry not in found]
+  if parsed:
+    result = subprocess.run([sys.executable, "-c", PARSE_PROGRAM, json.dumps(parsed)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found.update(zip([entry for entry, _ in parsed], json.loads(result.stdout.splitlines()[-1])))
+  for entry, indices in by_entry.items():
+    for k, problem in zip(indices, found[entry]):
       if problem is not None:
         problems[k] = f"{entry} {' '.join(commands[k][1])}: {problem}"
   return problems
