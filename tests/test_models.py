@@ -53,9 +53,10 @@ def test_matches_authors_model_under_jit(reference, bands):
   variables = variables_from_torch(state_dict)
   x = jnp.asarray(reference[f"x_T{bands}"]).transpose(0, 2, 3, 1)  # NCHW -> NHWC
 
-  logits = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
-  features = jax.jit(
-      lambda v, x: model.apply(v, x, train=False, method=CLAReSNet.features))(variables, x)
+  # One program for both outputs: XLA computes the shared forward pass once and compiles it once.
+  logits, features = jax.jit(lambda v, x: (
+      model.apply(v, x, train=False),
+      model.apply(v, x, train=False, method=CLAReSNet.features)))(variables, x)
 
   np.testing.assert_allclose(logits, reference[f"logits_T{bands}"], rtol=0, atol=1e-4)
   np.testing.assert_allclose(features, reference[f"features_T{bands}"], rtol=0, atol=1e-4)
