@@ -26,8 +26,9 @@ from claresnet_jax import cli
 
 # In-process tests run with the settings every command starts with (the persistent cache
 # aside: compile_cache): the same XLA flags and one CPU device per core, so they run the
-# meshes the commands run. (Their programs still differ from the commands' in the persistent
-# cache's key: the commands' cached programs are shared between commands only.)
+# meshes the commands run, and the programs they compile have the same persistent-cache keys
+# as the commands': with compile_cache, each loads what the other compiled (test_train.py's
+# in-process runs load its train.py's init, training and prediction steps).
 cli.schedule_cpu_programs_depth_first()
 cli.use_one_cpu_device_per_core()
 
