@@ -94,7 +94,7 @@ def parse_problems(commands: list[tuple[str, list[str]]]) -> list[str | None]:
   for k, (entry, _) in enumerate(commands):
     by_entry[entry].append(k)
   problems = [None] * len(commands)
-  found = {}
+  found, parsed = {}, []  # parsed: the (entry point, argument lists) for PARSE_PROGRAM
   for entry, indices in by_entry.items():
     arg_lists = [commands[k][1] for k in indices]
     if entry == "claresnet_jax.convert":  # argparse, not absl
@@ -107,8 +107,8 @@ def parse_problems(commands: list[tuple[str, list[str]]]) -> list[str | None]:
           found[entry].append("not accepted by its argument parser")
     elif entry.endswith(".py") and not (REPO / entry).is_file():
       found[entry] = ["no such script"] * len(indices)
-  parsed = [(entry, [commands[k][1] for k in indices]) for entry, indices in by_entry.items()
-            if entry not in found]
+    else:
+      parsed.append((entry, arg_lists))
   if parsed:
     result = subprocess.run([sys.executable, "-c", PARSE_PROGRAM, json.dumps(parsed)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
