@@ -164,8 +164,8 @@ def caption(config: ml_collections.ConfigDict, names: Sequence[str], seeds: Sequ
 def _input(config: ml_collections.ConfigDict, patches: bool = True) -> str:
   """A run's input in words: its patches (where `patches`) of PCA components or bands."""
   p = config.pca
-  what = (f"{p.components} PCA components" if p.components
-          else "the bands" + (", standardised" if p.standardize else ""))
+  what = ((f"{p.components} PCA components" if p.components else "the bands")
+          + (", standardised" if p.standardize else ""))
   where = f"{config.patch_size}x{config.patch_size} patches of " if patches else ""
   return f"{where}{what} (fitted on {p.fit_on} pixels)"
 

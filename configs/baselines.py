@@ -19,10 +19,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.svm_patches = dict(kwargs=dict(C=100.0, gamma="scale"))
   c.xgboost = dict(kwargs=dict(n_estimators=200, max_depth=6, learning_rate=0.1))
 
-  # HybridSN (Roy et al., 2020): Adam at 1e-3, batch 256, 100 epochs, dropout 0.4.
+  # HybridSN (Roy et al., 2020): Adam at 1e-3, batch 256, 100 epochs, dropout 0.4,
+  # on whitened PCA components (their code's PCA(whiten=True)): it has no
+  # normalisation layer, and on raw components it fails to fit at most seeds.
   c.hybridsn = dict(
       kwargs=dict(dropout=0.4),
       train=dict(
+          pca=dict(standardize=True),
           optimizer=dict(learning_rate=1e-3, weight_decay=0.0, schedule="constant",
                          warmup_epochs=0.0, clip_norm=0.0),
           batch_size=256, num_epochs=100, patience=100))

@@ -124,7 +124,14 @@ def test_caption_states_each_deep_models_training(config, scene_file):
   # A model given its own input says so.
   config.compare.rf.train = dict(pca=dict(components=0, standardize=True, fit_on="train"))
   text = compare.caption(config, ["rf", "svm", "hybridsn"], [42], scene)
-  assert text.startswith("stripes, paper split, 9x9 patches of 13 PCA components (fitted on all "
-                         "pixels); ")
+  assert text.startswith("stripes, paper split, 9x9 patches of 13 PCA components, standardised "
+                         "(fitted on all pixels); ")
   assert ("rf, svm on the centre pixel's spectrum. rf on the bands, standardised (fitted on "
           "train pixels). Training: hybridsn") in text
+  # HybridSN keeps its whitened components where the experiment's are not scaled.
+  config.pca.standardize = False
+  text = compare.caption(config, ["hybridsn", "ssrn"], [42], scene)
+  assert text.startswith("stripes, paper split, 9x9 patches of 13 PCA components (fitted on all "
+                         "pixels); ")
+  assert ("hybridsn on 9x9 patches of 13 PCA components, standardised (fitted on all "
+          "pixels). Training: hybridsn") in text and "ssrn on" not in text
