@@ -68,16 +68,21 @@ def bash_commands(markdown: str) -> list[str]:
   return commands
 
 
-def project_command(line: str) -> tuple[str, list[str]] | None:
-  """(entry point, arguments) of a line that runs a command of this project, else None.
-
-  Leading VAR=value assignments and wrappers (taskset -c N) are skipped.
-  """
+def settings_and_command(line: str) -> tuple[list[str], list[str]]:
+  """The names a line's leading VAR=value assignments set, and the words of its command
+  past a taskset -c N wrapper."""
   words = shlex.split(line, comments=True)
+  settings = []
   while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
-    words = words[1:]
+    settings.append(words.pop(0).split("=")[0])
   if words[:1] == ["taskset"]:
     words = words[3:]
+  return settings, words
+
+
+def project_command(line: str) -> tuple[str, list[str]] | None:
+  """(entry point, arguments) of a line that runs a command of this project, else None."""
+  _, words = settings_and_command(line)
   if not words or words[0] not in ("python", "python3"):
     return None
   if words[1] == "-m":
@@ -140,12 +145,7 @@ def test_every_documented_command_parses():
 def script_problems(line: str) -> list[str]:
   """For a line that runs a shell script of the project (benchmarks/*.sh): a missing script,
   or a leading VAR=value the script never reads (its setting would be silently ignored)."""
-  words = shlex.split(line, comments=True)
-  settings = []
-  while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
-    settings.append(words.pop(0).split("=")[0])
-  if words[:1] == ["taskset"]:
-    words = words[3:]
+  settings, words = settings_and_command(line)
   if not words or not words[0].endswith(".sh"):
     return []
   script = REPO / words[0]
