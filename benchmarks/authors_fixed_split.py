@@ -120,7 +120,7 @@ def summary(paths: list[str]) -> None:
     print(f"class {k + 1}: {mean:.2f} ± {std:.2f}")
 
 
-def main():
+def argument_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--authors_script", help="Their Indian_Pines_CLAReSNet.py.")
   parser.add_argument("--seed", type=int, default=0)
@@ -134,6 +134,11 @@ def main():
   parser.add_argument("--out", help="The JSON lines file to write.")
   parser.add_argument("--summary", nargs="+", metavar="JSONL",
                       help="Print mean +- std of these runs' last epochs instead.")
+  return parser
+
+
+def main():
+  parser = argument_parser()
   args = parser.parse_args()
   if args.summary:
     summary(args.summary)

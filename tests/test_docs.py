@@ -59,6 +59,20 @@ print(json.dumps(found))
 """
 
 
+def _authors_fixed_split_parser():
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  try:
+    import authors_fixed_split  # pylint: disable=g-import-not-at-top  (numpy only at import)
+  finally:
+    sys.path.remove(str(REPO / "benchmarks"))
+  return authors_fixed_split.argument_parser()
+
+
+# The commands whose flags argparse reads, each with a function that returns its parser.
+ARGPARSE_ENTRIES = {"claresnet_jax.convert": convert.argument_parser,
+                    "benchmarks/authors_fixed_split.py": _authors_fixed_split_parser}
+
+
 def bash_commands(markdown: str) -> list[str]:
   """The command lines of the ```bash blocks: continuations joined, `&&` chains split."""
   commands = []
@@ -102,11 +116,11 @@ def parse_problems(commands: list[tuple[str, list[str]]]) -> list[str | None]:
   found, parsed = {}, []  # parsed: the (entry point, argument lists) for PARSE_PROGRAM
   for entry, indices in by_entry.items():
     arg_lists = [commands[k][1] for k in indices]
-    if entry == "claresnet_jax.convert":  # argparse, not absl
+    if entry in ARGPARSE_ENTRIES:  # argparse, not absl
       found[entry] = []
       for args in arg_lists:
         try:
-          convert.argument_parser().parse_args(args)
+          ARGPARSE_ENTRIES[entry]().parse_args(args)
           found[entry].append(None)
         except SystemExit:
           found[entry].append("not accepted by its argument parser")
